@@ -1,0 +1,97 @@
+"""``Program``: the one model every consumer (interpreter, verifier, JIT, kernel) takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .errors import DecodeError, InstructionIssue
+from .isa.forms import FORMS, Kind
+from .isa.instruction import SLOT_SIZE, Instruction
+from .isa.jump import CallKind
+from .isa.load_store import LddwSource
+from .isa.validate import find_issues
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A decoded eBPF program: one ``Instruction`` per 8-byte slot.
+
+    ``labels`` maps slot indices to names given in assembler source, so the
+    disassembler can print them back. ``source`` names where the program came
+    from (a path), for error messages.
+    """
+
+    instructions: tuple[Instruction, ...]
+    labels: Mapping[int, str] = field(default_factory=dict)
+    source: str | None = None
+    name: str = ""
+
+    def __init__(self, instructions: Sequence[Instruction], *, labels: Mapping[int, str] | None = None,
+                 source: str | None = None, name: str = "") -> None:
+        object.__setattr__(self, "instructions", tuple(instructions))
+        object.__setattr__(self, "labels", dict(labels or {}))
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "name", name)
+
+    # -- bytes -------------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str | None = None, strict: bool = True) -> "Program":
+        """Decode raw bytecode. With ``strict`` (the default), raise ``DecodeError``
+        listing every malformed slot; without it, keep whatever decodes so that a
+        verifier can report the problems in its own words."""
+        if len(data) % SLOT_SIZE:
+            issue = InstructionIssue(len(data) // SLOT_SIZE,
+                                     f"truncated instruction: {len(data)} bytes is not a multiple of {SLOT_SIZE}")
+            raise DecodeError([issue], source)
+        insns = [Instruction.decode(data[i:i + SLOT_SIZE]) for i in range(0, len(data), SLOT_SIZE)]
+        program = cls(insns, source=source)
+        if strict:
+            program.check()
+        return program
+
+    def to_bytes(self) -> bytes:
+        return b"".join(insn.encode() for insn in self.instructions)
+
+    # -- validity ----------------------------------------------------------
+    def issues(self) -> list[InstructionIssue]:
+        """Every ISA-level problem (empty for a well-formed program)."""
+        cached = self.__dict__.get("_issues")
+        if cached is None:
+            cached = find_issues(self.instructions)
+            object.__setattr__(self, "_issues", cached)
+        return list(cached)
+
+    def check(self) -> "Program":
+        """Raise ``DecodeError`` unless the program is well formed; return self."""
+        issues = self.issues()
+        if issues:
+            raise DecodeError(issues, self.source)
+        return self
+
+    # -- structure ---------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.instructions)
+
+    def __getitem__(self, pc: int) -> Instruction:
+        return self.instructions[pc]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Program) and self.instructions == other.instructions
+
+    def __hash__(self) -> int:
+        return hash(self.instructions)
+
+    def subprogram_entries(self) -> tuple[int, ...]:
+        """Slot indices where subprograms start: 0, every local call target and
+        every function address taken with lddw (callbacks), sorted."""
+        entries = {0}
+        for pc, insn in enumerate(self.instructions):
+            form = FORMS.get(insn.opcode)
+            if form is None:
+                continue
+            if form.kind is Kind.CALL and insn.src == CallKind.LOCAL:
+                entries.add(pc + 1 + insn.imm)
+            elif form.kind is Kind.LDDW and insn.src == LddwSource.FUNC:
+                entries.add(pc + 1 + insn.imm)
+        return tuple(sorted(e for e in entries if 0 <= e < len(self.instructions)))
