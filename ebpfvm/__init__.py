@@ -12,6 +12,7 @@ Submodules are imported on first use so that ``import ebpfvm`` stays cheap.
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import Any
 
@@ -20,6 +21,14 @@ from .errors import (AssemblyError, BudgetExhausted, DecodeError, EbpfvmError, M
 from .program import Program
 
 __version__ = "0.1.0"
+
+# verifier/, jit/ and conformance/ live beside this package in the source tree
+# and are mapped to ebpfvm.* by pyproject's package-dir. When ebpfvm is imported
+# straight from a checkout (PYTHONPATH, `python -m pytest` in the repo) that
+# mapping is absent, so let submodule lookup also search the checkout's root.
+_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_checkout, "pyproject.toml")) and os.path.isdir(os.path.join(_checkout, "conformance")):
+    __path__.append(_checkout)
 
 _LAZY = {
     "assemble": ("ebpfvm.asm", "assemble"),

@@ -1,0 +1,173 @@
+"""The ``ebpfvm`` command line.
+
+Every failure a user can cause ends here as one line on stderr: input errors
+(``UserInputError``) exit 2, faults of the program being run
+(``ProgramFault``) exit 1. Nothing else is allowed to escape as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Callable, Sequence, TextIO
+
+from .errors import EbpfvmError, InputFileError, ProgramFault, UserInputError
+
+EXIT_OK = 0
+EXIT_FAULT = 1
+EXIT_USAGE = 2
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _parse_int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _parse_hex(text: str) -> bytes:
+    cleaned = "".join(text.split()).removeprefix("0x")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not hex bytes: {text!r}") from None
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (its default prints usage too, which is fine,
+    but never a traceback)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="ebpfvm", description="eBPF virtual machine, verifier and JIT in Python.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    p = sub.add_parser("asm", help="assemble a program to raw bytecode")
+    p.add_argument("file", help="assembler source (or a .data conformance file)")
+    p.add_argument("-o", "--output", help="write raw bytecode here (default: hex words on stdout)")
+    p.set_defaults(handler=cmd_asm)
+
+    p = sub.add_parser("disasm", help="disassemble a program")
+    p.add_argument("file", help="raw bytecode, assembler source or a .data file")
+    p.add_argument("--style", choices=("asm", "kernel"), default="asm",
+                   help="asm: the assembler's dialect (round-trips); kernel: the verifier log's style")
+    p.set_defaults(handler=cmd_disasm)
+
+    p = sub.add_parser("run", help="run a program in the interpreter")
+    p.add_argument("file", help="raw bytecode, assembler source or a .data file")
+    mem = p.add_mutually_exclusive_group()
+    mem.add_argument("--mem", type=_parse_hex, help="input memory as hex bytes (given in r1, length in r2)")
+    mem.add_argument("--mem-file", help="input memory from a file")
+    p.add_argument("--budget", type=_positive_int, default=1_000_000, help="instruction budget (default 1000000)")
+    p.add_argument("--trace", action="store_true", help="print every executed instruction with registers")
+    p.add_argument("--stats", action="store_true", help="print executed instructions and wall time")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("conformance", help="run .data conformance cases (or: conformance record|check PATH...)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help=".data files or directories")
+    p.add_argument("--engine", default="interp", help="interp, kernel, jit or all (default interp)")
+    p.set_defaults(handler=cmd_conformance)
+    return parser
+
+
+def cmd_asm(args: argparse.Namespace, out: TextIO) -> int:
+    from .loader import load_program_file
+
+    loaded = load_program_file(args.file)
+    data = loaded.program.to_bytes()
+    if args.output is None:
+        for i in range(0, len(data), 8):
+            out.write(data[i:i + 8].hex(" ") + "\n")
+        return EXIT_OK
+    if os.path.exists(args.output) and os.path.samefile(args.output, args.file):
+        raise InputFileError(args.output, "refusing to overwrite the input file")
+    try:
+        with open(args.output, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise InputFileError(args.output, exc.strerror or str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_disasm(args: argparse.Namespace, out: TextIO) -> int:
+    from .asm import disassemble
+    from .loader import load_program_file
+
+    out.write(disassemble(load_program_file(args.file).program, style=args.style))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from .interp import run
+    from .loader import load_program_file, read_file_bytes
+
+    loaded = load_program_file(args.file)
+    mem = loaded.mem or b""
+    if args.mem is not None:
+        mem = args.mem
+    elif args.mem_file is not None:
+        mem = read_file_bytes(args.mem_file)
+    trace_lines: list[str] = []
+    started = time.perf_counter()
+    try:
+        result = run(loaded.program, mem=mem, budget=args.budget, trace=trace_lines.append if args.trace else None)
+    finally:
+        for line in trace_lines:
+            out.write(f"{line}\n")
+    elapsed = time.perf_counter() - started
+    r0 = result.r0
+    signed = r0 - (1 << 64) if r0 >> 63 else r0
+    out.write(f"r0 = {r0:#x} ({signed})\n")
+    if args.stats:
+        rate = result.executed / elapsed if elapsed > 0 else 0.0
+        out.write(f"executed {result.executed} instructions in {elapsed * 1e3:.3f} ms ({rate:,.0f} insn/s)\n")
+    return EXIT_OK
+
+
+def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
+    from .conformance import conformance_command
+
+    return conformance_command(args.paths, args.engine, out)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
+    try:
+        return handler(args, out)
+    except UserInputError as exc:
+        err.write(f"ebpfvm {args.command}: error: {exc}\n")
+        return EXIT_USAGE
+    except ProgramFault as exc:
+        err.write(f"ebpfvm {args.command}: fault: {exc}\n")
+        return EXIT_FAULT
+    except EbpfvmError as exc:
+        err.write(f"ebpfvm {args.command}: error: {exc}\n")
+        return EXIT_FAULT
+    except KeyboardInterrupt:
+        err.write("ebpfvm: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
