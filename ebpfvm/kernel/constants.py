@@ -149,13 +149,13 @@ ATTACH_TYPE_NAMES: Final[tuple[str, ...]] = (
 
 # Module-level BPF_PROG_TYPE_* / BPF_MAP_TYPE_* / BPF_<attach> integers, for
 # code that prefers the C spelling.
-for _n, _name in enumerate(PROG_TYPE_NAMES):
-    globals()[f"BPF_PROG_TYPE_{_name.upper()}"] = _n
-for _n, _name in enumerate(MAP_TYPE_NAMES):
-    globals()[f"BPF_MAP_TYPE_{_name.upper()}"] = _n
-for _n, _name in enumerate(ATTACH_TYPE_NAMES):
-    globals()[f"BPF_{_name.upper()}"] = _n
-del _n, _name
+for _n, _entry in enumerate(PROG_TYPE_NAMES):
+    globals()[f"BPF_PROG_TYPE_{_entry.upper()}"] = _n
+for _n, _entry in enumerate(MAP_TYPE_NAMES):
+    globals()[f"BPF_MAP_TYPE_{_entry.upper()}"] = _n
+for _n, _entry in enumerate(ATTACH_TYPE_NAMES):
+    globals()[f"BPF_{_entry.upper()}"] = _n
+del _n, _entry
 
 # The most used ones spelled out so linters and readers can find them.
 BPF_PROG_TYPE_SOCKET_FILTER: Final = 1

@@ -6,8 +6,8 @@ import ctypes
 import errno as _errno
 import functools
 import os
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Iterator
 
 from ebpfvm.kernel import syscall as sc
 from ebpfvm.kernel.constants import PERCPU_MAP_TYPES, map_type_name, map_type_number
@@ -77,7 +77,7 @@ class KernelMap:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown or fd already gone
             pass
 
     def __repr__(self) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Sequence
 
 from ebpfvm.errors import DecodeError, InstructionIssue
 from ebpfvm.kernel import syscall as sc
@@ -135,7 +135,7 @@ class LoadedProgram:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # interpreter shutdown or fd already gone
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown or fd already gone
             pass
 
     def __repr__(self) -> str:
@@ -168,11 +168,15 @@ class LoadedProgram:
 
         Defaults: a data_out buffer of ``len(data_in) + 4096`` when there is
         input data; a ctx_out buffer the size of ``ctx_in``; repeat 1, or 0
-        for the types that refuse a repeat count.  Skb and XDP types need at
-        least 14 bytes (an Ethernet header) of ``data_in``.  A too small
-        output buffer raises KernelError with errno ENOSPC.  For syscall
-        programs the kernel writes the context back into ``ctx_in``; it is
-        returned as ``ctx_out``.
+        for the types that refuse a repeat count.  A too small output buffer
+        raises KernelError with errno ENOSPC.
+
+        Skb and XDP types need at least 14 bytes (an Ethernet header) of
+        ``data_in``; for types that do not see L2 (socket_filter,
+        cgroup_skb...) the kernel strips that header before the run
+        (``skb->len`` excludes it) and hands back a zeroed one in
+        ``data_out``.  Syscall programs take only ``ctx_in``, which the
+        kernel writes back; that is returned as ``ctx_out``.
         """
         is_syscall = self.prog_type == BPF_PROG_TYPE_SYSCALL
         if repeat is None:
