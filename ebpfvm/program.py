@@ -8,9 +8,8 @@ from typing import Mapping, Sequence
 from .errors import DecodeError, InstructionIssue
 from .isa.forms import FORMS, Kind
 from .isa.instruction import SLOT_SIZE, Instruction
-from .isa.jump import CallKind
-from .isa.load_store import LddwSource
-from .isa.validate import find_issues
+from .isa.targets import slot_target
+from .isa.validate import find_issues, lddw_tails
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,12 +85,13 @@ class Program:
         """Slot indices where subprograms start: 0, every local call target and
         every function address taken with lddw (callbacks), sorted."""
         entries = {0}
+        tails = lddw_tails(self.instructions)
         for pc, insn in enumerate(self.instructions):
-            form = FORMS.get(insn.opcode)
-            if form is None:
+            if pc in tails or FORMS.get(insn.opcode) is None:
                 continue
-            if form.kind is Kind.CALL and insn.src == CallKind.LOCAL:
-                entries.add(pc + 1 + insn.imm)
-            elif form.kind is Kind.LDDW and insn.src == LddwSource.FUNC:
-                entries.add(pc + 1 + insn.imm)
+            is_call = FORMS[insn.opcode].kind is Kind.CALL
+            if is_call or FORMS[insn.opcode].kind is Kind.LDDW:
+                target = slot_target(insn, pc)
+                if target is not None:
+                    entries.add(target)
         return tuple(sorted(e for e in entries if 0 <= e < len(self.instructions)))

@@ -8,28 +8,10 @@ from dataclasses import replace
 from typing import Sequence
 
 from .errors import InstructionIssue, DecodeError
-from .isa.forms import FORMS, Kind
 from .isa.instruction import Instruction
-from .isa.jump import CallKind
-from .isa.load_store import LddwSource
-from .isa.opcode import InsnClass
+from .isa.targets import target_field
+from .isa.validate import lddw_tails
 from .program import Program
-
-
-def _relative_field(insn: Instruction) -> str | None:
-    """Which field of ``insn`` holds a slot-relative target, if any."""
-    form = FORMS.get(insn.opcode)
-    if form is None:
-        return None
-    if form.kind is Kind.JA:
-        return "imm" if insn.opcode & 0x07 == InsnClass.JMP32 else "off"
-    if form.kind is Kind.JUMP:
-        return "off"
-    if form.kind is Kind.CALL and insn.src == CallKind.LOCAL:
-        return "imm"
-    if form.kind is Kind.LDDW and insn.src == LddwSource.FUNC:
-        return "imm"
-    return None
 
 
 def insert_instructions(program: Program, at: int, new: Sequence[Instruction]) -> Program:
@@ -44,11 +26,11 @@ def insert_instructions(program: Program, at: int, new: Sequence[Instruction]) -
     count = len(new)
     shift = lambda index: index + count if index >= at else index  # noqa: E731
     out: list[Instruction] = []
-    tails = {pc + 1 for pc, insn in enumerate(program.instructions) if insn.opcode == 0x18}
+    tails = lddw_tails(program.instructions)
     for pc, insn in enumerate(program.instructions):
         if pc == at:
             out.extend(new)
-        field = None if pc in tails else _relative_field(insn)
+        field = None if pc in tails else target_field(insn)
         if field is not None:
             delta = getattr(insn, field)
             target = pc + 1 + delta

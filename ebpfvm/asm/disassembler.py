@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from ..isa import FORMS, Kind, LddwSource, branch_target, lddw_tails
+from ..isa import lddw_tails, slot_target
 from ..program import Program
 from .asm_printer import LABEL_NAME, format_asm, is_valid_instruction
 from .kernel_printer import format_kernel
@@ -88,10 +88,7 @@ def _targets(program: Program, tails: frozenset[int]) -> set[int]:
     for pc, insn in enumerate(insns):
         if pc in tails or not is_valid_instruction(insns, pc):
             continue
-        target = branch_target(insn, pc)
-        form = FORMS[insn.opcode]
-        if form.kind is Kind.LDDW and insn.src == LddwSource.FUNC:
-            target = pc + 1 + insn.imm
+        target = slot_target(insn, pc)
         if target is not None and 0 <= target < len(insns) and target not in tails:
             found.add(target)
     return found

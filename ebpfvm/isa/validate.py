@@ -12,22 +12,7 @@ from typing import Sequence
 from ..errors import InstructionIssue
 from .forms import FORMS, Kind
 from .instruction import Instruction
-from .jump import CallKind
-from .load_store import LddwSource
-
-
-def branch_target(insn: Instruction, pc: int) -> int | None:
-    """Where a jump or local call at ``pc`` goes, or None for other instructions."""
-    form = FORMS.get(insn.opcode)
-    if form is None:
-        return None
-    if form.kind is Kind.JA:
-        return pc + 1 + (insn.imm if insn.opcode & 0x07 == 0x06 else insn.off)
-    if form.kind is Kind.JUMP:
-        return pc + 1 + insn.off
-    if form.kind is Kind.CALL and insn.src == CallKind.LOCAL:
-        return pc + 1 + insn.imm
-    return None
+from .targets import slot_target
 
 
 def lddw_tails(insns: Sequence[Instruction]) -> frozenset[int]:
@@ -52,8 +37,6 @@ def find_issues(insns: Sequence[Instruction]) -> list[InstructionIssue]:
     count = len(insns)
     for pc, insn in enumerate(insns):
         if pc in tails:
-            if pc >= count:
-                continue
             if (insn.opcode, insn.dst, insn.src, insn.off) != (0, 0, 0, 0):
                 issues.append(InstructionIssue(pc, "second half of lddw must have opcode, registers and offset zero"))
             continue
@@ -63,14 +46,12 @@ def find_issues(insns: Sequence[Instruction]) -> list[InstructionIssue]:
             continue
         for problem in form.violations(insn.dst, insn.src, insn.off, insn.imm):
             issues.append(InstructionIssue(pc, problem))
-        if form.kind is Kind.LDDW:
-            if pc + 1 >= count:
-                issues.append(InstructionIssue(pc, "lddw is truncated: its second slot is missing"))
-            elif insn.src == LddwSource.FUNC:
-                _check_target(issues, pc, pc + 1 + insn.imm, count, tails, "lddw function")
-        target = branch_target(insn, pc)
+        if form.kind is Kind.LDDW and pc + 1 >= count:
+            issues.append(InstructionIssue(pc, "lddw is truncated: its second slot is missing"))
+            continue
+        target = slot_target(insn, pc)
         if target is not None:
-            what = "call" if form.kind is Kind.CALL else "jump"
+            what = {Kind.CALL: "call", Kind.LDDW: "lddw function"}.get(form.kind, "jump")
             _check_target(issues, pc, target, count, tails, what)
     return issues
 

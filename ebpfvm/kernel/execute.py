@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..isa import InsnClass, Instruction, JmpOp, LddwSource, Mode, Size
+from ..isa import InsnClass, Instruction, JmpOp, LddwSource, Mode, Size, lddw_tails
 from ..isa.load_store import LDDW_OPCODE
 from ..isa.alu import AluOp
 from ..program import Program
@@ -60,7 +60,7 @@ def wrap_for_kernel(program: Program, mem_len: int) -> Program:
                 Instruction(InsnClass.ALU64 | AluOp.MOV, 0, 0, 0, XDP_PASS),
                 Instruction(_EXIT)]
     wrapped = list(insert_instructions(program, main_end, epilogue).instructions)
-    tails = {pc + 1 for pc, insn in enumerate(wrapped) if insn.opcode == LDDW_OPCODE}
+    tails = lddw_tails(wrapped)
     for pc in range(main_end):
         if wrapped[pc].opcode == _EXIT and pc not in tails:
             wrapped[pc] = Instruction(InsnClass.JMP | JmpOp.JA, 0, 0, main_end - pc - 1, 0)
