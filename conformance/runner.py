@@ -140,6 +140,42 @@ class InterpreterEngine(Engine):
         return run(program, mem=mem, budget=self.budget).r0 & U64_MASK
 
 
+class KernelEngine(Engine):
+    """The live kernel through bpf(2): each case is wrapped so that r1/r2 carry
+    the input memory and the full 64-bit r0 comes back (``ebpfvm.kernel.execute``),
+    and loaded from a forked child. A program its verifier rejects is a SKIP
+    naming the kernel's last log line, never a pass."""
+
+    name = "kernel"
+    ebpfvm_semantics = False
+
+    def available(self) -> Availability:
+        from ebpfvm.kernel import available
+
+        status = available()
+        return Availability(status.ok, status.reason)
+
+    def run(self, program: Program, mem: bytes) -> int:
+        from ebpfvm.kernel.execute import run_in_kernel
+
+        outcome = run_in_kernel(program, mem)
+        if outcome.verdict == "rejected":
+            raise EngineSkip(f"kernel verifier: {outcome.error_line}")
+        if outcome.verdict == "crashed":
+            raise KernelCrash(outcome.detail)
+        assert outcome.r0 is not None
+        return outcome.r0
+
+
+class KernelCrash(EbpfvmError):
+    """Loading or running the program killed the child process (a kernel Oops)
+    or the test run failed: a finding about the kernel, reported as a FAIL."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"kernel crashed: {detail}")
+
+
 class PendingEngine(Engine):
     """Stands in for an engine that is not built yet, so ``--engine all`` can
     say what it left out."""
@@ -158,7 +194,7 @@ class PendingEngine(Engine):
 EngineFactory = Callable[[], Engine]
 _ENGINES: dict[str, EngineFactory] = {
     "interp": InterpreterEngine,
-    "kernel": lambda: PendingEngine("kernel", "the kernel engine is not wired into the runner yet"),
+    "kernel": KernelEngine,
     "jit": lambda: PendingEngine("jit", "the jit engine is not wired into the runner yet"),
 }
 

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks interp`` (see RESULTS.md)."""
