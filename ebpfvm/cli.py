@@ -110,7 +110,7 @@ def cmd_disasm(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from .interp import run
+    from .interp import TraceEntry, format_entry, run
     from .loader import load_program_file, read_file_bytes
 
     loaded = load_program_file(args.file)
@@ -119,13 +119,15 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         mem = args.mem
     elif args.mem_file is not None:
         mem = read_file_bytes(args.mem_file)
-    trace_lines: list[str] = []
+    previous: list[tuple[int, ...] | None] = [None]
+
+    def print_step(entry: TraceEntry) -> None:
+        # Streamed, so a program that faults still shows the steps before the fault.
+        out.write(format_entry(entry, loaded.program, previous[0]) + "\n")
+        previous[0] = entry.regs
+
     started = time.perf_counter()
-    try:
-        result = run(loaded.program, mem=mem, budget=args.budget, trace=trace_lines.append if args.trace else None)
-    finally:
-        for line in trace_lines:
-            out.write(f"{line}\n")
+    result = run(loaded.program, mem=mem, budget=args.budget, trace=print_step if args.trace else None)
     elapsed = time.perf_counter() - started
     r0 = result.r0
     signed = r0 - (1 << 64) if r0 >> 63 else r0
