@@ -553,8 +553,10 @@ def iter_case_files(paths: Iterable[str | os.PathLike] = ()) -> list[str]:
         if os.path.isdir(entry):
             found.extend(sorted(os.path.join(entry, name) for name in os.listdir(entry)
                                 if name.endswith(CASE_SUFFIX)))
-        else:
+        elif os.path.exists(entry):
             found.append(entry)
+        else:
+            raise InputFileError(entry, "no such file or directory")
     return found
 
 
@@ -736,24 +738,6 @@ class CaseRunError(InputFileError):
         return (type(self), (self.path, self.message, self.line))
 
 
-# Two quirks of the kernel's log that would put unstable text into a recorded
-# error line: some messages lack their final newline, so the statistics line
-# that follows is glued on ("expected prog array map for tail call"
-# + "verification time 35 usec"); and "infinite loop detected at insn N" is
-# followed by dumps of the two equal states.
-_GLUED_STATS = re.compile(r"(?<=\S)(?=(?:verification time \d+ usec|processed \d+ insns \(limit \d+\)))")
-_STATE_DUMP = re.compile(r"^(?:cur|old) state: ")
-
-
-def error_line(log: str) -> str:
-    """The kernel's error message in a rejection log (``""`` if none): the
-    bridge's ``last_error_line`` after undoing the two quirks above."""
-    from ebpfvm.kernel import last_error_line
-
-    lines = _GLUED_STATS.sub("\n", log).splitlines()
-    return last_error_line("\n".join(line for line in lines if not _STATE_DUMP.match(line)))
-
-
 def _load_in_child(insns: bytes, prog_type: int, attach_type: int, prog_flags: int,
                    maps: tuple[tuple[int, int, int, int, int, str], ...]) -> Outcome:
     """Runs in the forked child: create the maps, put their fds into the
@@ -769,7 +753,7 @@ def _load_in_child(insns: bytes, prog_type: int, attach_type: int, prog_flags: i
         kernel.load_program(insns, prog_type, log_level=1, expected_attach_type=attach_type,
                             prog_flags=prog_flags)
     except kernel.KernelVerifierError as exc:
-        return Outcome(REJECT, error_line(exc.log) or None, errno_name(exc.errno))
+        return Outcome(REJECT, kernel.last_error_line(exc.log) or None, errno_name(exc.errno))
     return Outcome(ACCEPT)
 
 

@@ -75,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true", help="print executed instructions and wall time")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("conformance", help="run .data conformance cases (or: conformance record|check PATH...)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help=".data files or directories")
+    p = sub.add_parser("conformance", help="run .data conformance cases; `conformance record|check [PATH...]` "
+                                          "records or checks kernel verdicts of .case files")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help=".data files or directories, or `record`/`check` followed by .case files or directories")
     p.add_argument("--engine", default="interp", help="interp, kernel, jit or all (default interp)")
     p.set_defaults(handler=cmd_conformance)
     return parser
@@ -139,6 +141,13 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
+    action, rest = args.paths[0], args.paths[1:]
+    if action in ("record", "check"):
+        # Verifier verdict cases (.case): record the live kernel's verdicts into
+        # them, or check that they still hold. No paths means the whole corpus.
+        from .conformance.verdicts import check_command, record_command
+
+        return (record_command if action == "record" else check_command)(rest, out)
     from .conformance import conformance_command
 
     return conformance_command(args.paths, args.engine, out)

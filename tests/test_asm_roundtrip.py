@@ -4,10 +4,10 @@ table's coverage of the ISA that makes it so."""
 from __future__ import annotations
 
 from itertools import product
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
+from shared_suite import needs_shared_suite, suite_files
 from strategies import valid_programs
 
 from ebpfvm import Program
@@ -77,15 +77,8 @@ def test_long_programs_round_trip_with_far_jumps():
     assert assemble(disassemble(program)).to_bytes() == program.to_bytes()
 
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "bpf_conformance"
-
-
-def _asm_sections() -> list[Path]:
-    return sorted((CONFORMANCE / "tests").glob("*.data")) if CONFORMANCE.is_dir() else []
-
-
-@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason=f"{CONFORMANCE} not present")
-@pytest.mark.parametrize("path", _asm_sections(), ids=lambda p: p.name)
+@needs_shared_suite
+@pytest.mark.parametrize("path", suite_files("tests"), ids=lambda p: p.name)
 def test_conformance_programs_round_trip(path):
     from test_assembler import sections
 

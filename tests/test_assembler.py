@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,9 @@ from hypothesis import strategies as st
 from ebpfvm import AssemblyError, Program
 from ebpfvm.asm import assemble
 from ebpfvm.asm.mnemonics import ALIASES, ENTRIES
+from ebpfvm.conformance.dataformat import DataFormatError, parse_case
+
+from shared_suite import SHARED_SUITE, needs_shared_suite, suite_files
 
 # One line of source and the slot(s) it must produce, written out by hand from
 # the RFC 9669 encoding: opcode, src<<4|dst, 16-bit offset (LE), 32-bit imm (LE).
@@ -307,57 +309,48 @@ def test_near_miss_sources_never_escape_as_other_exceptions(pieces):
 
 # -- the conformance suite -----------------------------------------------------------
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "bpf_conformance"
-needs_suite = pytest.mark.skipif(not CONFORMANCE.is_dir(), reason=f"{CONFORMANCE} not present")
-
-
 def sections(path: Path) -> dict[str, str]:
-    """The ``-- name`` sections of a .data file."""
-    found: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in path.read_text().splitlines():
-        if line.startswith("-- "):
-            current = found.setdefault(line[3:].strip(), [])
-        elif current is not None:
-            current.append(line)
-    return {name: "\n".join(lines) for name, lines in found.items()}
+    """The program sections of a .data file, read with the project's parser."""
+    case = parse_case(path.read_text(), str(path))
+    found = {}
+    if case.asm is not None:
+        found["asm"] = case.asm
+    raw = case.raw_bytes()
+    if raw is not None:
+        found["raw"] = raw
+    return found
 
 
-def raw_bytes(text: str) -> bytes:
-    """A raw section: either 64-bit words (0x...) or hex bytes."""
-    out = b""
-    for line in text.split("\n"):
-        line = line.split("#")[0].strip()
-        if line.startswith("0x"):
-            out += struct.pack("<Q", int(line, 16))
-        elif line:
-            out += bytes.fromhex(line)
-    return out
-
-
-def _data_files(folder: str) -> list[Path]:
-    return sorted((CONFORMANCE / folder).glob("*.data")) if CONFORMANCE.is_dir() else []
-
-
-@needs_suite
-@pytest.mark.parametrize("path", _data_files("tests"), ids=lambda p: p.name)
+@needs_shared_suite
+@pytest.mark.parametrize("path", suite_files("tests"), ids=lambda p: p.name)
 def test_every_conformance_program_assembles(path):
     program = assemble(sections(path)["asm"], source=str(path))
     assert program.issues() == []
 
 
-@needs_suite
+@needs_shared_suite
 def test_lddw_raw_section_matches_the_assembled_bytes():
-    data = sections(CONFORMANCE / "tests" / "lddw.data")
-    assert assemble(data["asm"]).to_bytes() == raw_bytes(data["raw"])
+    data = sections(SHARED_SUITE / "tests" / "lddw.data")
+    assert assemble(data["asm"]).to_bytes() == data["raw"]
 
 
 # Negative cases whose asm is well formed: they fail at run time, not here.
 WELL_FORMED_NEGATIVES = {"error.data", "incorrect_return_value_high_bits.data"}
 
 
-@needs_suite
-@pytest.mark.parametrize("path", [p for p in _data_files("negative") if "asm" in sections(p)],
+def _negative_asm_files() -> list[Path]:
+    found = []
+    for path in suite_files("negative"):
+        try:
+            if "asm" in sections(path):
+                found.append(path)
+        except DataFormatError:  # the runner's business (unknown sections)
+            continue
+    return found
+
+
+@needs_shared_suite
+@pytest.mark.parametrize("path", _negative_asm_files(),
                          ids=lambda p: p.name)
 def test_malformed_negative_sources_raise_assembly_error(path):
     asm = sections(path)["asm"]

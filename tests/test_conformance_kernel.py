@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from ebpfvm.conformance import run_case
 from ebpfvm.conformance.dataformat import load_case
 from ebpfvm.conformance.runner import Status, resolve_engines
 
 from kernel_support import require_kernel
+from shared_suite import needs_shared_suite, suite_files
 
 REPO = Path(__file__).resolve().parents[1]
 OWN_CASES = sorted((REPO / "conformance" / "cases").glob("*.data"))
-SHARED = REPO.parent / "shared" / "bpf_conformance" / "tests"
 
 
 def _run_all(paths: list[Path]) -> dict[str, list]:
@@ -42,11 +41,10 @@ def test_own_corpus_kernel_and_interpreter_agree():
     assert len(ran) >= 140
 
 
+@needs_shared_suite
 def test_shared_suite_kernel_and_interpreter_agree():
     require_kernel()
-    if not SHARED.is_dir():
-        pytest.skip(f"shared conformance suite not found at {SHARED}")
-    results = _run_all(sorted(SHARED.glob("*.data")))
+    results = _run_all(suite_files("tests"))
     assert not [r for r in results["all"] if r.status is Status.FAIL], _table(results["all"])
     kernel = results["kernel"]
     skipped = [r for r in kernel if r.status is Status.SKIP]

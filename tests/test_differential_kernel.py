@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import warnings
 
-import pytest
 from hypothesis import given, settings
 
 from ebpfvm import disassemble, run

@@ -142,3 +142,15 @@ def test_stats_are_frozen_ints() -> None:
 )
 def test_last_error_line(log: str, line: str) -> None:
     assert last_error_line(log) == line
+
+
+def test_error_line_undoes_log_quirks():
+    glued = "3: (85) call bpf_tail_call#12\nexpected prog array map for tail callverification time 35 usec\n" \
+            "stack depth 0\nprocessed 3 insns (limit 1000000) max_states_per_insn 0 total_states 0\n"
+    assert last_error_line(glued) == "expected prog array map for tail call"
+    loop = "infinite loop detected at insn 1\ncur state: R0=0 R1=ctx() R10=fp0\n" \
+           "old state: R0=0 R1=ctx() R10=fp0\nverification time 46 usec\nstack depth 0\n" \
+           "processed 9 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_states 1 mark_read 0\n"
+    assert last_error_line(loop) == "infinite loop detected at insn 1"
+    assert last_error_line("0: (95) exit\nR0 !read_ok\nprocessed 1 insns (limit 1000000)\n") == "R0 !read_ok"
+    assert last_error_line("") == ""

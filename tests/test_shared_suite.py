@@ -7,19 +7,17 @@ that was rejected while assembling or decoding (rejecting it is the point).
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import pytest
 
 from ebpfvm.conformance import run_paths
 from ebpfvm.conformance.runner import BUILD_STAGES, Stage, Status
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SUITE = REPO_ROOT.parent / "shared" / "bpf_conformance"
+from shared_suite import SHARED_SUITE as SUITE
+from shared_suite import needs_shared_suite
+
 EXPECTED_POSITIVE = 313
 
-pytestmark = pytest.mark.skipif(not (SUITE / "tests").is_dir(),
-                                reason=f"bpf_conformance suite not found at {SUITE} (expected shared/ beside the checkout)")
+pytestmark = needs_shared_suite
 
 
 def test_every_suite_case_passes() -> None:

@@ -261,18 +261,6 @@ def test_build_error_for_undeclared_map() -> None:
     assert "map index 0 but the case declares 0 map(s)" in str(info.value)
 
 
-def test_error_line_undoes_log_quirks() -> None:
-    glued = "3: (85) call bpf_tail_call#12\nexpected prog array map for tail callverification time 35 usec\n" \
-            "stack depth 0\nprocessed 3 insns (limit 1000000) max_states_per_insn 0 total_states 0\n"
-    assert v.error_line(glued) == "expected prog array map for tail call"
-    loop = "infinite loop detected at insn 1\ncur state: R0=0 R1=ctx() R10=fp0\n" \
-           "old state: R0=0 R1=ctx() R10=fp0\nverification time 46 usec\nstack depth 0\n" \
-           "processed 9 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_states 1 mark_read 0\n"
-    assert v.error_line(loop) == "infinite loop detected at insn 1"
-    assert v.error_line("0: (95) exit\nR0 !read_ok\nprocessed 1 insns (limit 1000000)\n") == "R0 !read_ok"
-    assert v.error_line("") == ""
-
-
 # --- property tests --------------------------------------------------------------
 
 _word = st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=8)

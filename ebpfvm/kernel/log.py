@@ -85,14 +85,25 @@ def parse_stats(log: str) -> VerifierStats | None:
     )
 
 
+# Two quirks of 6.18's logs: some messages end without a newline, so the
+# statistics line that follows is glued on ("expected prog array map for tail
+# call" + "verification time 35 usec"); and "infinite loop detected at insn N"
+# is followed by dumps of the two equal states.
+_GLUED_STATS = re.compile(r"(?<=\S)(?=(?:verification time \d+ usec|processed \d+ insns \(limit \d+\)))")
+_STATE_DUMP = re.compile(r"^(?:cur|old) state: ")
+
+
 def last_error_line(log: str) -> str:
     """The kernel's message in a rejection log (``R0 !read_ok``): the last
-    non-empty line that is not a statistics line.  ``""`` for an empty log.
+    non-empty line that is not a statistics line or a state dump.  ``""`` for
+    an empty log.
 
     On a successful load this is simply the last traced line, so call it only
     for rejected programs.
     """
-    for line in reversed(log.splitlines()):
+    for line in reversed(_GLUED_STATS.sub("\n", log).splitlines()):
+        if _STATE_DUMP.match(line):
+            continue
         text = line.strip()
         if text and not _NOT_AN_ERROR.match(text):
             return text
