@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TextIO, Union
 
+from ebpfvm.availability import Availability
 from ebpfvm.errors import AssemblyError, EbpfvmError, InputFileError, UserInputError
 from ebpfvm.program import Program
 
@@ -93,15 +94,6 @@ class EngineSkip(EbpfvmError):
         super().__init__(reason)
 
 
-@dataclass(frozen=True)
-class Availability:
-    ok: bool
-    reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
 class Engine(ABC):
     """Something that runs a program on input memory (r1 = memory, r2 = its length)."""
 
@@ -152,8 +144,7 @@ class KernelEngine(Engine):
     def available(self) -> Availability:
         from ebpfvm.kernel import available
 
-        status = available()
-        return Availability(status.ok, status.reason)
+        return available()
 
     def run(self, program: Program, mem: bytes) -> int:
         from ebpfvm.kernel.execute import run_in_kernel

@@ -831,18 +831,27 @@ def _kernel_status() -> str:
     return "" if status else status.reason
 
 
+def _files_for_kernel_run(paths: Sequence[str], out: TextIO) -> list[str] | None:
+    """The case files to load, or None (after saying why) when there are none
+    or the kernel cannot be used."""
+    files = iter_case_files(paths)
+    if not files:
+        print("no .case files found", file=out)
+        return None
+    reason = _kernel_status()
+    if reason:
+        print(f"kernel eBPF unavailable: {reason}", file=out)
+        return None
+    return files
+
+
 def check_command(paths: Sequence[str], out: TextIO = sys.stdout) -> int:
     """``ebpfvm conformance check PATH...``: load every case in the kernel and
     report those whose recorded verdict or error line no longer match.
     Exit status: 0 all match, 1 some differ or could not be run, 2 no cases
     or no kernel."""
-    files = iter_case_files(paths)
-    if not files:
-        print("no .case files found", file=out)
-        return 2
-    reason = _kernel_status()
-    if reason:
-        print(f"kernel eBPF unavailable: {reason}", file=out)
+    files = _files_for_kernel_run(paths, out)
+    if files is None:
         return 2
     results = [check_case_file(path) for path in files]
     bad = [r for r in results if not r.ok]
@@ -874,13 +883,8 @@ def record_command(paths: Sequence[str], out: TextIO = sys.stdout) -> int:
     and write the kernel's verdict, error line and errno into the file.
     Prints one line per case that changed or failed, then a summary.
     Exit status: 0 all recorded, 1 some could not be, 2 no cases or no kernel."""
-    files = iter_case_files(paths)
-    if not files:
-        print("no .case files found", file=out)
-        return 2
-    reason = _kernel_status()
-    if reason:
-        print(f"kernel eBPF unavailable: {reason}", file=out)
+    files = _files_for_kernel_run(paths, out)
+    if files is None:
         return 2
     failures = changed = 0
     for path in files:

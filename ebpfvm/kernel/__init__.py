@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
-from dataclasses import dataclass
 
+from ebpfvm.availability import Availability
 from ebpfvm.kernel.constants import (
     attach_type_name,
     attach_type_number,
@@ -84,17 +84,6 @@ __all__ = [
     "relocate_map_indices",
     "run_in_child",
 ]
-
-
-@dataclass(frozen=True)
-class Availability:
-    """Whether bpf(2) works here; truthy when it does, ``reason`` if not."""
-
-    ok: bool
-    reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.ok
 
 
 # mov r0, 0; exit -- the smallest program every kernel with bpf() accepts.

@@ -5,12 +5,11 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import functools
-import os
 from collections.abc import Iterator
-from types import TracebackType
 
 from ebpfvm.kernel import syscall as sc
 from ebpfvm.kernel.constants import PERCPU_MAP_TYPES, map_type_name, map_type_number
+from ebpfvm.kernel.fd import OwnedFd
 from ebpfvm.kernel.errors import KernelArgumentError, KernelError
 from ebpfvm.kernel.info import MapInfo, map_info
 
@@ -31,7 +30,7 @@ def possible_cpus() -> int:
     return count
 
 
-class KernelMap:
+class KernelMap(OwnedFd):
     """A map the kernel created; owns its fd (context manager, ``close()``,
     closed on garbage collection as a safety net).
 
@@ -40,45 +39,17 @@ class KernelMap:
     slot per possible CPU, concatenated.
     """
 
+    _what = "map"
+
     def __init__(self, fd: int, map_type: int, key_size: int, value_size: int,
                  max_entries: int, flags: int = 0, name: str = "") -> None:
-        self._fd = fd
+        super().__init__(fd)
         self.map_type = map_type
         self.key_size = key_size
         self.value_size = value_size
         self.max_entries = max_entries
         self.flags = flags
         self.name = name
-
-    # --- ownership ---------------------------------------------------------
-
-    @property
-    def fd(self) -> int:
-        if self._fd < 0:
-            raise KernelArgumentError("map", "already closed")
-        return self._fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd < 0
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __enter__(self) -> KernelMap:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001, S110 - interpreter shutdown or fd already gone
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd}"

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from ebpfvm.errors import DecodeError, InstructionIssue
 from ebpfvm.kernel import syscall as sc
@@ -21,6 +19,7 @@ from ebpfvm.kernel.constants import (
     prog_type_name,
     prog_type_number,
 )
+from ebpfvm.kernel.fd import OwnedFd
 from ebpfvm.kernel.errors import KernelArgumentError, KernelError, KernelVerifierError
 from ebpfvm.kernel.info import ProgInfo, prog_info, prog_jited, prog_xlated
 from ebpfvm.kernel.log import VerifierStats, last_error_line, parse_stats
@@ -94,49 +93,23 @@ def relocate_map_indices(insns: bytes, fds: Sequence[int]) -> bytes:
     return bytes(out)
 
 
-class LoadedProgram:
+class LoadedProgram(OwnedFd):
     """A program the kernel accepted; owns its fd.
 
     Use as a context manager, or call :meth:`close`; the fd is also closed
     when the object is garbage collected, as a safety net only.
     """
 
+    _what = "program"
+
     def __init__(self, fd: int, prog_type: int, insn_cnt: int, log: str,
                  stats: VerifierStats | None, name: str = "") -> None:
-        self._fd = fd
+        super().__init__(fd)
         self.prog_type = prog_type
         self.insn_cnt = insn_cnt
         self.log = log
         self.stats = stats
         self.name = name
-
-    @property
-    def fd(self) -> int:
-        if self._fd < 0:
-            raise KernelArgumentError("program", "already closed")
-        return self._fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd < 0
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __enter__(self) -> LoadedProgram:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001, S110 - interpreter shutdown or fd already gone
-            pass
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd}"
