@@ -49,6 +49,15 @@ _PACK = [None, struct.Struct("<B").pack_into, struct.Struct("<H").pack_into, Non
 _SIZE_MASK = [0, 0xFF, 0xFFFF, 0, 0xFFFF_FFFF, 0, 0, 0, MASK64]
 
 
+MAP_WINDOW = 1 << 32  # address space each map may lay out its values (and handle) in
+
+
+def map_window(index: int) -> int:
+    """Base address of the window of map ``index`` of a run: the map's handle
+    (what ``lddw rX, map_fd i`` loads) is this address; its values lie inside."""
+    return MAP_VALUE_BASE + index * MAP_WINDOW
+
+
 def stack_frame_base(depth: int) -> int:
     """Lowest address of the stack of call frame ``depth`` (0 = main program)."""
     return STACK_TOP - (depth + 1) * STACK_STRIDE

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .errors import DecodeError, InstructionIssue
 from .isa.forms import FORMS, Kind
 from .isa.instruction import SLOT_SIZE, Instruction
 from .isa.targets import slot_target
 from .isa.validate import find_issues, lddw_tails
+
+if TYPE_CHECKING:
+    from .maps.definition import MapDefinition
+
+
+@dataclass(frozen=True)
+class LineInfo:
+    """Source position of the instruction at slot ``insn`` (from .BTF.ext line_info)."""
+
+    insn: int
+    file: str
+    line: int
+    column: int
+    text: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -19,19 +33,45 @@ class Program:
     ``labels`` maps slot indices to names given in assembler source, so the
     disassembler can print them back. ``source`` names where the program came
     from (a path), for error messages.
+
+    Programs loaded from an object file also carry what the object says about
+    them: ``section``, ``prog_type`` and ``expected_attach_type`` (libbpf /
+    kernel names such as "xdp", "sched_cls"), ``license``, the object's
+    ``maps`` (lddw map references are indices into it) and ``line_info``.
     """
 
     instructions: tuple[Instruction, ...]
     labels: Mapping[int, str] = field(default_factory=dict)
     source: str | None = None
     name: str = ""
+    section: str = ""
+    prog_type: str | None = None
+    expected_attach_type: str | None = None
+    license: str = ""
+    maps: tuple["MapDefinition", ...] = ()
+    line_info: tuple[LineInfo, ...] = ()
 
     def __init__(self, instructions: Sequence[Instruction], *, labels: Mapping[int, str] | None = None,
-                 source: str | None = None, name: str = "") -> None:
+                 source: str | None = None, name: str = "", section: str = "", prog_type: str | None = None,
+                 expected_attach_type: str | None = None, license: str = "",
+                 maps: Sequence["MapDefinition"] = (), line_info: Sequence[LineInfo] = ()) -> None:
         object.__setattr__(self, "instructions", tuple(instructions))
         object.__setattr__(self, "labels", dict(labels or {}))
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "section", section)
+        object.__setattr__(self, "prog_type", prog_type)
+        object.__setattr__(self, "expected_attach_type", expected_attach_type)
+        object.__setattr__(self, "license", license)
+        object.__setattr__(self, "maps", tuple(maps))
+        object.__setattr__(self, "line_info", tuple(line_info))
+
+    def with_instructions(self, instructions: Sequence[Instruction],
+                          labels: Mapping[int, str] | None = None) -> "Program":
+        """A copy with other instructions (and ``labels``) and the same metadata."""
+        return Program(instructions, labels=labels, source=self.source, name=self.name, section=self.section,
+                       prog_type=self.prog_type, expected_attach_type=self.expected_attach_type,
+                       license=self.license, maps=self.maps, line_info=self.line_info)
 
     # -- bytes -------------------------------------------------------------
     @classmethod

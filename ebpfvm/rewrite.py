@@ -44,4 +44,4 @@ def insert_instructions(program: Program, at: int, new: Sequence[Instruction]) -
     if at == len(program):
         out.extend(new)
     labels = {shift(pc): name for pc, name in program.labels.items()}
-    return Program(out, labels=labels, source=program.source, name=program.name)
+    return program.with_instructions(out, labels)

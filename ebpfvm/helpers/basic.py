@@ -33,7 +33,7 @@ def get_smp_processor_id(machine: Any, r1: int, r2: int, r3: int, r4: int, r5: i
     return machine.env.cpu_id
 
 
-def register_basic(registry: HelperRegistry) -> HelperRegistry:
+def register(registry: HelperRegistry) -> HelperRegistry:
     registry.register(BPF_KTIME_GET_NS, ktime_get_ns, proto=_NO_ARGS)
     registry.register(BPF_GET_PRANDOM_U32, get_prandom_u32, proto=_NO_ARGS)
     registry.register(BPF_GET_SMP_PROCESSOR_ID, get_smp_processor_id, proto=_NO_ARGS)

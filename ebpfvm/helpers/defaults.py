@@ -1,16 +1,20 @@
-"""The registry a run uses when it is given none."""
+"""The registry a run uses when it is given none: every helper group's ``register``."""
 
 from __future__ import annotations
 
-from .basic import register_basic
+from . import basic, control, locks, maps, output, packet, probe, process, strings, trace
 from .registry import HelperRegistry
 
+_GROUPS = (basic, maps, output, process, trace, probe, strings, locks, packet, control)
 _DEFAULT: HelperRegistry | None = None
 
 
 def default_registry() -> HelperRegistry:
     """A fresh registry with every helper ebpfvm implements (safe to extend)."""
-    return register_basic(HelperRegistry())
+    registry = HelperRegistry()
+    for group in _GROUPS:
+        group.register(registry)
+    return registry
 
 
 def shared_default_registry() -> HelperRegistry:

@@ -34,3 +34,11 @@ class UnsupportedInstruction(ProgramFault):
     def __init__(self, pc: int, what: str) -> None:
         self.what = what
         super().__init__(f"{what} is not supported by the interpreter", pc)
+
+
+class NotAMap(ProgramFault):
+    """A helper was given a value that is not the handle of a map of this run."""
+
+    def __init__(self, pc: int, value: int) -> None:
+        self.value = value
+        super().__init__(f"{value:#x} is not a map of this run", pc)

@@ -23,7 +23,7 @@ Conventions (those of the conformance suite and the kernel's interpreter):
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ..errors import BudgetExhausted, CallDepthExceeded, ProgramFault
 from ..helpers.defaults import shared_default_registry
@@ -33,6 +33,7 @@ from ..isa.instruction import Instruction
 from ..memory import MEM_BASE, STACK_SIZE, MemoryMap, Region, stack_frame_base, stack_frame_name
 from ..program import Program
 from .decode import decode
+from .faults import NotAMap
 from .result import RunResult
 from .trace import TraceEntry
 
@@ -74,8 +75,18 @@ class Machine:
         self.resolve_pseudo = resolve_pseudo
         self.pc = 0  # set before helper calls, for faults raised inside helpers
         self.packet: bytearray = bytearray()  # what LD_ABS/LD_IND read
+        # Map handle (the address ``lddw rX, map_fd i`` loads) -> map object;
+        # filled by the runtime that binds a program to its maps.
+        self.maps: dict[int, Any] = {}
         self.stacks = [Region(stack_frame_name(k), stack_frame_base(k), bytearray(STACK_SIZE))
                        for k in range(MAX_CALL_FRAMES)]
+
+    def map_at(self, handle: int) -> Any:
+        """The map whose handle a helper received (``NotAMap`` if none)."""
+        found = self.maps.get(handle)
+        if found is None:
+            raise NotAMap(self.pc, handle)
+        return found
 
     @property
     def depth(self) -> int:

@@ -66,7 +66,7 @@ def wrap_for_kernel(program: Program, mem_len: int) -> Program:
             wrapped[pc] = Instruction(InsnClass.JMP | JmpOp.JA, 0, 0, main_end - pc - 1, 0)
     prologue = [*_map_value_pointer(1, _MEM_MAP),
                 Instruction(InsnClass.ALU64 | AluOp.MOV, 2, 0, 0, mem_len)]
-    return insert_instructions(Program(wrapped, source=program.source), 0, prologue)
+    return insert_instructions(program.with_instructions(wrapped), 0, prologue)
 
 
 def run_in_kernel(program: Program, mem: bytes = b"", *, prog_flags: int = 0,

@@ -1,0 +1,12 @@
+"""String helpers: strncmp.
+
+Placeholder: the implementations are being written (issue 4).
+"""
+
+from __future__ import annotations
+
+from .registry import HelperRegistry
+
+
+def register(registry: HelperRegistry) -> HelperRegistry:
+    return registry
