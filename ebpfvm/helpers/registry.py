@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from .ids import HELPER_NAMES
 from .prototype import UNKNOWN_PROTOTYPE, Prototype
 
 if TYPE_CHECKING:
@@ -24,12 +25,8 @@ HelperFn = Callable[["Machine", int, int, int, int, int], int]
 
 
 def helper_name(helper_id: int) -> str:
-    """The kernel's name for ``helper_id`` (``bpf_...``), or ``helper#N`` when
-    the id is unknown or the id table is not available."""
-    try:  # ids.py is maintained separately; tolerate its absence.
-        from .ids import HELPER_NAMES
-    except ImportError:  # pragma: no cover - depends on the tree's state
-        HELPER_NAMES = {}
+    """The kernel's name for ``helper_id`` (``bpf_...``), or ``helper#N`` for an
+    id the kernel does not define (registries may hold such test helpers)."""
     return HELPER_NAMES.get(helper_id, f"helper#{helper_id}")
 
 
