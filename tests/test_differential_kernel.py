@@ -18,6 +18,7 @@ from ebpfvm.conformance.strategies import input_memory, kernel_safe_programs
 from ebpfvm.kernel.constants import BPF_F_TEST_REG_INVARIANTS
 from ebpfvm.kernel.execute import run_in_kernel
 
+from fuzz_budget import examples
 from kernel_support import require_kernel
 
 
@@ -30,7 +31,7 @@ def _listing(program) -> str:
             + "\nkernel style:\n" + disassemble(program, style="kernel"))
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(program=kernel_safe_programs(), mem=input_memory())
 def test_interpreter_agrees_with_kernel(program, mem):
     require_kernel()
@@ -43,7 +44,7 @@ def test_interpreter_agrees_with_kernel(program, mem):
         f"mem equal: {ours.mem == kernel.mem}\n{_listing(program)}")
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(program=kernel_safe_programs(), mem=input_memory())
 def test_kernel_register_invariants_hold(program, mem):
     """BPF_F_TEST_REG_INVARIANTS makes the kernel reject a program instead of
