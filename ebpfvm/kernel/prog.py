@@ -35,6 +35,9 @@ _LOAD_RETRIES = 5
 # Room the kernel may need beyond the input packet: XDP programs can grow the
 # frame into the tailroom, skb programs can push headers.
 _DATA_OUT_SLACK = 4096
+# struct bpf_func_info and struct bpf_line_info.
+_FUNC_INFO_SIZE = 8
+_LINE_INFO_SIZE = 16
 # Test runs of these types refuse a non-zero repeat count.
 _NO_REPEAT_TYPES = frozenset({prog_type_number("raw_tracepoint"), BPF_PROG_TYPE_SYSCALL})
 
@@ -218,6 +221,9 @@ def load_program(
     fd_array: Sequence[int] = (),
     attach_btf_id: int = 0,
     attach_prog_fd: int = 0,
+    prog_btf_fd: int = 0,
+    func_info: bytes = b"",
+    line_info: bytes = b"",
 ) -> LoadedProgram:
     """BPF_PROG_LOAD ``insns`` (raw 8-byte instructions, host byte order).
 
@@ -226,6 +232,11 @@ def load_program(
     message and statistics, and ``log_level=0, stats=False`` no log at all.
     The log buffer starts at ``log_size`` bytes (clamped to the kernel's
     128..1 GiB) and grows on ENOSPC until the whole log fits.
+
+    ``prog_btf_fd`` (a loaded BTF), ``func_info`` (8-byte records: insn
+    index, FUNC type id) and ``line_info`` (16-byte records: insn index,
+    file name offset, line offset, line << 10 | column) describe the program
+    with BTF, as an ELF object's .BTF.ext does.
 
     Raises KernelVerifierError (with ``errno``, ``log``, ``error_line``,
     ``stats``) if the kernel refuses the program, DecodeError if ``insns`` is
@@ -240,6 +251,8 @@ def load_program(
     insn_buf = ctypes.create_string_buffer(bytes(insns), len(insns))
     license_buf = ctypes.create_string_buffer(license.encode())
     fds = (ctypes.c_int * len(fd_array))(*fd_array) if fd_array else None
+    func_buf = ctypes.create_string_buffer(bytes(func_info), len(func_info)) if func_info else None
+    line_buf = ctypes.create_string_buffer(bytes(line_info), len(line_info)) if line_info else None
 
     retries = 0
     while True:
@@ -260,6 +273,13 @@ def load_program(
             attach_btf_id=attach_btf_id,
             attach_prog_fd=attach_prog_fd,
             fd_array=sc.address_of(fds),
+            prog_btf_fd=prog_btf_fd,
+            func_info_rec_size=_FUNC_INFO_SIZE if func_info else 0,
+            func_info=sc.address_of(func_buf),
+            func_info_cnt=len(func_info) // _FUNC_INFO_SIZE,
+            line_info_rec_size=_LINE_INFO_SIZE if line_info else 0,
+            line_info=sc.address_of(line_buf),
+            line_info_cnt=len(line_info) // _LINE_INFO_SIZE,
         )
         fd, err = sc.bpf_raw(sc.BPF_PROG_LOAD, attr)
         if err in (_errno.EAGAIN, _errno.EINTR) and retries < _LOAD_RETRIES:
