@@ -10,12 +10,12 @@ from ebpfvm.helpers import (ArgKind, Helper, HelperEnv, HelperRegistry, Prototyp
 
 def test_default_registry_has_the_map_free_helpers() -> None:
     registry = default_registry()
-    assert [h.id for h in registry] == [5, 7, 8]
+    assert {5, 7, 8} <= {h.id for h in registry}  # other groups add the rest
     assert registry[5].name == "bpf_ktime_get_ns"
     assert registry[7].name == "bpf_get_prandom_u32"
     assert registry[8].name == "bpf_get_smp_processor_id"
-    for helper in registry:
-        assert helper.proto == Prototype(RetKind.INTEGER, ())
+    for helper_id in (5, 7, 8):
+        assert registry[helper_id].proto == Prototype(RetKind.INTEGER, ())
 
 
 class FakeMachine:

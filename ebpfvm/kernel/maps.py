@@ -102,6 +102,17 @@ class KernelMap(OwnedFd):
         if err:
             raise KernelError(err, "BPF_MAP_UPDATE_ELEM")
 
+    def lookup_and_delete(self, key: bytes) -> bytes | None:
+        """BPF_MAP_LOOKUP_AND_DELETE_ELEM: the value under ``key``, removed
+        (None if there is none). For a queue or stack (key ``b""``): pop."""
+        vbuf = ctypes.create_string_buffer(self.value_bytes)
+        err = self._elem(sc.BPF_MAP_LOOKUP_AND_DELETE_ELEM, self._key_buf(key), vbuf)
+        if err == _errno.ENOENT:
+            return None
+        if err:
+            raise KernelError(err, "BPF_MAP_LOOKUP_AND_DELETE_ELEM")
+        return vbuf.raw
+
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; False if it was not there.  (Arrays cannot delete:
         KernelError EINVAL.)"""
