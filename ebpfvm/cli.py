@@ -60,20 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_asm)
 
     p = sub.add_parser("disasm", help="disassemble a program")
-    p.add_argument("file", help="raw bytecode, assembler source or a .data file")
+    p.add_argument("file", help="an ELF object, raw bytecode, assembler source or a .data file")
+    p.add_argument("--program", help="objects: only the program with this symbol name")
     p.add_argument("--style", choices=("asm", "kernel"), default="asm",
                    help="asm: the assembler's dialect (round-trips); kernel: the verifier log's style")
     p.set_defaults(handler=cmd_disasm)
 
     p = sub.add_parser("run", help="run a program in the interpreter")
-    p.add_argument("file", help="raw bytecode, assembler source or a .data file")
-    mem = p.add_mutually_exclusive_group()
-    mem.add_argument("--mem", type=_parse_hex, help="input memory as hex bytes (given in r1, length in r2)")
-    mem.add_argument("--mem-file", help="input memory from a file")
+    p.add_argument("file", help="an ELF object (clang -target bpf), raw bytecode, assembler source or a .data file")
+    inputs = p.add_mutually_exclusive_group()
+    inputs.add_argument("--mem", type=_parse_hex, help="input memory as hex bytes (given in r1, length in r2)")
+    inputs.add_argument("--mem-file", help="input memory from a file")
+    inputs.add_argument("--packet", metavar="FILE", help="objects: the packet given to an xdp/tc/socket program")
+    inputs.add_argument("--ctx", metavar="FILE", help="objects: the context bytes (e.g. pt_regs for a kprobe)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--section", help="objects: run the program of this section")
+    which.add_argument("--program", help="objects: run the program with this symbol name")
+    p.add_argument("--map", action="append", default=[], metavar="NAME=FILE",
+                   help="objects: fill map NAME from FILE before the run (repeatable)")
     p.add_argument("--budget", type=_positive_int, default=1_000_000, help="instruction budget (default 1000000)")
     p.add_argument("--trace", action="store_true", help="print every executed instruction with registers")
     p.add_argument("--stats", action="store_true", help="print executed instructions and wall time")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("inspect", help="list an ELF object's programs, maps, sections, relocations and BTF")
+    p.add_argument("file", help="an ELF object built with clang -target bpf")
+    p.set_defaults(handler=cmd_inspect)
 
     p = sub.add_parser("conformance", help="run .data conformance cases; `conformance record|check [PATH...]` "
                                           "records or checks kernel verdicts of .case files")
@@ -105,16 +117,48 @@ def cmd_asm(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_disasm(args: argparse.Namespace, out: TextIO) -> int:
     from .asm import disassemble
-    from .loader import load_program_file
+    from .loader import is_elf_file, load_program_file
 
-    out.write(disassemble(load_program_file(args.file).program, style=args.style))
+    if not is_elf_file(args.file):
+        out.write(disassemble(load_program_file(args.file).program, style=args.style))
+        return EXIT_OK
+    from .elf import load_object
+
+    programs = load_object(args.file).programs
+    if args.program is not None:
+        programs = tuple(p for p in programs if p.name == args.program)
+        if not programs:
+            raise InputFileError(args.file, f"no program named {args.program!r}")
+    for index, program in enumerate(programs):
+        out.write(("\n" if index else "") + f"; {program.name} (section {program.section})\n")
+        out.write(disassemble(program, style=args.style))
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
+    from .elf import load_object
+    from .elf.inspect import describe
+
+    out.write(describe(load_object(args.file)))
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from .interp import TraceEntry, format_entry, run
-    from .loader import load_program_file, read_file_bytes
+    from .loader import is_elf_file, load_program_file, read_file_bytes
 
+    object_only = [flag for flag, value in (("--packet", args.packet), ("--ctx", args.ctx),
+                                            ("--section", args.section), ("--program", args.program),
+                                            ("--map", args.map)) if value]
+    if is_elf_file(args.file):
+        if args.mem is not None or args.mem_file is not None:
+            raise InputFileError(args.file, "--mem/--mem-file are for bytecode; give an object --packet or --ctx")
+        from .runtime.cli_run import run_object_command
+
+        return run_object_command(args.file, section=args.section, program=args.program, packet=args.packet,
+                                  ctx=args.ctx, maps=args.map, budget=args.budget, trace=args.trace, out=out)
+    if object_only:
+        raise InputFileError(args.file, f"{', '.join(object_only)}: only for ELF objects")
     loaded = load_program_file(args.file)
     mem = loaded.mem or b""
     if args.mem is not None:

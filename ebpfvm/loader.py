@@ -6,8 +6,7 @@ Accepted forms, told apart by content (the extension is only a hint):
 * raw bytecode (binary, a multiple of 8 bytes);
 * assembler source text.
 
-ELF objects are recognised and refused with a clear message until the ELF
-loader lands.
+ELF objects go to ``ebpfvm.elf`` instead (``is_elf_file`` tells them apart).
 """
 
 from __future__ import annotations
@@ -41,6 +40,16 @@ def read_file_bytes(path: str) -> bytes:
     return data
 
 
+def is_elf_file(path: str) -> bool:
+    """Whether ``path`` starts with the ELF magic (unreadable files are not:
+    the caller's loader reports why)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(ELF_MAGIC)) == ELF_MAGIC
+    except OSError:
+        return False
+
+
 def _as_text(data: bytes) -> str | None:
     if b"\0" in data:
         return None
@@ -53,7 +62,7 @@ def _as_text(data: bytes) -> str | None:
 def load_program_file(path: str) -> LoadedInput:
     data = read_file_bytes(path)
     if data.startswith(ELF_MAGIC):
-        raise InputFileError(path, "ELF objects are not supported yet; give raw bytecode, assembler or a .data file")
+        raise InputFileError(path, "an ELF object: use `ebpfvm run`, `disasm` or `inspect`, which load objects")
     text = _as_text(data)
     if text is None:
         return LoadedInput(Program.from_bytes(data, source=path))
