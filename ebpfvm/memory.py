@@ -85,9 +85,19 @@ class Region:
 
     Plain slots rather than a dataclass: the interpreter reads ``base``/``size``
     on every memory access.
+
+    ``hook``: None for plain memory. A region whose loads and stores need
+    semantics of their own (a program's context, whose fields the kernel
+    rewrites) is a subclass with a ``hook`` offering ``read(offset, size, pc)``
+    and ``write(offset, size, value, pc)``; ``MemoryMap.read``/``write``
+    consult it only on their slow path and never cache such a region, so
+    plain accesses pay nothing. Such a region is read-only to everything
+    else that writes memory (atomics, helpers), as the kernel allows no
+    atomic or helper store into a context.
     """
 
     __slots__ = ("name", "base", "data", "writable", "size", "end")
+    hook = None
 
     def __init__(self, name: str, base: int, data: bytearray, writable: bool = True) -> None:
         if not isinstance(data, bytearray):
@@ -221,6 +231,8 @@ class MemoryMap:
         if offset >= 0 and offset + size <= region.size:
             return _UNPACK[size](region.data, offset)[0]
         region = self.locate(address, size, False, pc)
+        if region.hook is not None:
+            return region.hook.read(address - region.base, size, pc)
         self._last_read = region
         return _UNPACK[size](region.data, address - region.base)[0]
 
@@ -231,7 +243,12 @@ class MemoryMap:
         if offset >= 0 and offset + size <= region.size:
             _PACK[size](region.data, offset, value & _SIZE_MASK[size])
             return
-        region = self.locate(address, size, True, pc)
+        region = self.find(address, size) if 0 <= address else None
+        if region is not None and region.hook is not None:
+            region.hook.write(address - region.base, size, value, pc)
+            return
+        if region is None or not region.writable:
+            raise self.fault(address, size, True, pc)
         self._last_write = region
         _PACK[size](region.data, address - region.base, value & _SIZE_MASK[size])
 

@@ -19,11 +19,19 @@ Conventions (those of the conformance suite and the kernel's interpreter):
 * Helper calls leave r1-r5 unchanged (again as the kernel interpreter does;
   the verifier treats them as clobbered, so valid programs cannot observe it).
 * At most 8 frames (``MAX_CALL_FRAMES``, the kernel's MAX_CALL_FRAMES).
+
+The dispatch loop lives on the ``Machine`` (``execute``) so that helpers can
+re-enter it: ``call_function`` runs a subprogram to its ``exit`` and returns
+r0 (bpf_loop and other callbacks), and ``replace_program`` switches to
+another decoded program in place of the running frame (bpf_tail_call). All
+of it draws on one step counter, so nested and replaced code share the run's
+budget.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from operator import length_hint
+from typing import Any, Callable, Iterator, NamedTuple, NoReturn, Sequence
 
 from ..errors import BudgetExhausted, CallDepthExceeded, ProgramFault
 from ..helpers.defaults import shared_default_registry
@@ -34,6 +42,7 @@ from ..memory import MEM_BASE, STACK_SIZE, MemoryMap, Region, stack_frame_base, 
 from ..program import Program
 from .decode import decode
 from .faults import NotAMap
+from .ops import MASK64, Op
 from .result import RunResult
 from .trace import TraceEntry
 
@@ -46,6 +55,9 @@ PseudoResolver = Callable[[int, Instruction, Instruction], "int | None"]
 TraceSink = Callable[[TraceEntry], None]
 
 _ZERO_STACK = bytes(STACK_SIZE)
+# Return pc of the frame ``call_function`` pushes: no slot has it, so the
+# nested loop sees it come back from the callee's exit and stops.
+_CALLBACK_RETURN = -1
 
 
 class Frame(NamedTuple):
@@ -58,6 +70,16 @@ class Frame(NamedTuple):
 
 class Halt(Exception):
     """Raised by ``exit`` in the main frame to leave the dispatch loop."""
+
+
+class ProgramSwitch(Exception):
+    """Raised when the running code changes (a tail call, or the return from a
+    frame a tail call replaced): the loop reloads ``Machine.code`` and goes on
+    at ``pc``. Not a fault."""
+
+    def __init__(self, pc: int) -> None:
+        super().__init__(pc)
+        self.pc = pc
 
 
 class Machine:
@@ -80,6 +102,19 @@ class Machine:
         self.maps: dict[int, Any] = {}
         self.stacks = [Region(stack_frame_name(k), stack_frame_base(k), bytearray(STACK_SIZE))
                        for k in range(MAX_CALL_FRAMES)]
+        # The decoded ops being run (``Interpreter`` or a runtime sets it) and
+        # the run's step counter, shared with nested loops.
+        self.code: list[Op] = []
+        self.steps: Iterator[int] = iter(())
+        self.budget = 0
+        self.record: TraceSink | None = None
+        self.callback_depth = 0  # nested call_function loops running
+        # Frames a tail call replaced: (depth, program, code) to return to
+        # when that frame exits.
+        self.replaced: list[tuple[int, Program, list[Op]]] = []
+        # Per-run state of a runtime (program type, packet, tail calls); None
+        # when a bare Interpreter runs.
+        self.run_state: Any = None
 
     def map_at(self, handle: int) -> Any:
         """The map whose handle a helper received (``NotAMap`` if none)."""
@@ -99,6 +134,9 @@ class Machine:
         for region in list(self.memory):
             self.memory.remove_region(region)
         self.frames.clear()
+        self.replaced.clear()
+        self.callback_depth = 0
+        self.env.begin_run()
         data = bytearray(mem)
         self.packet = data
         regs = self.regs
@@ -130,8 +168,13 @@ class Machine:
     def pop_frame(self) -> int:
         """Return from the running subprogram; the pc to continue at."""
         frame = self.frames.pop()
-        self.memory.remove_region(self.stacks[len(self.frames) + 1])
+        depth = len(self.frames) + 1
+        self.memory.remove_region(self.stacks[depth])
         self.regs[1:11] = frame.saved
+        if self.replaced and self.replaced[-1][0] == depth:
+            # The frame was a tail call's target: the caller's code resumes.
+            _, self.program, self.code = self.replaced.pop()
+            raise ProgramSwitch(frame.return_pc)
         return frame.return_pc
 
     def exit_frame(self, pc: int) -> int:
@@ -142,6 +185,90 @@ class Machine:
 
     def halt(self, pc: int) -> int:
         raise Halt(pc)
+
+    # -- the dispatch loop ----------------------------------------------------------
+    def execute(self, budget: int, record: TraceSink | None = None, pc: int = 0) -> int:
+        """Run ``self.code`` from ``pc`` until the main frame exits; the number
+        of instructions executed (lddw counts once, nested calls included).
+
+        ``record`` receives a ``TraceEntry`` per executed instruction. A fault
+        carries ``executed``: the instructions completed before it.
+        """
+        steps = self.steps = iter(range(budget))
+        self.budget, self.record = budget, record
+        while True:
+            code = self.code
+            try:
+                if record is None:
+                    for _ in steps:
+                        pc = code[pc]()
+                else:
+                    pc = self._dispatch_traced(code, pc, steps, record)
+            except Halt:
+                return budget - length_hint(steps)
+            except ProgramSwitch as switch:
+                pc = switch.pc
+                continue
+            except ProgramFault as fault:
+                if not hasattr(fault, "executed"):
+                    fault.executed = budget - length_hint(steps) - 1
+                raise
+            raise _exhausted(pc, budget)
+
+    def _dispatch_traced(self, code: list[Op], pc: int, steps: Iterator[int], record: TraceSink,
+                         stop: int | None = None) -> int:
+        """The loop with a ``TraceEntry`` per step; returns the pc when the
+        steps run out or when it reaches ``stop``."""
+        regs, frames, insns = self.regs, self.frames, self.program.instructions
+        at = depth = 0
+        n = -1
+        try:
+            for n in steps:
+                at, depth = pc, len(frames)
+                pc = code[at]()
+                record(TraceEntry(n, at, depth, insns[at], tuple(regs)))
+                if pc == stop:
+                    return pc
+        except (Halt, ProgramSwitch):
+            record(TraceEntry(n, at, depth, insns[at], tuple(regs)))
+            raise
+        return pc
+
+    def call_function(self, target: int, args: Sequence[int]) -> int:
+        """Call the subprogram at slot ``target`` of the running code with
+        ``args`` in r1.. and return its r0: a nested run of the dispatch loop
+        in a new frame, drawing on the same budget (for helpers that take
+        callbacks). The caller's r1-r10 are intact afterwards."""
+        self.push_frame(_CALLBACK_RETURN, self.pc)
+        regs = self.regs
+        for i, value in enumerate(args, 1):
+            regs[i] = value & MASK64
+        code, steps, pc = self.code, self.steps, target
+        self.callback_depth += 1
+        try:
+            if self.record is None:
+                for _ in steps:
+                    pc = code[pc]()
+                    if pc < 0:
+                        return regs[0]
+            elif self._dispatch_traced(code, pc, steps, self.record, _CALLBACK_RETURN) < 0:
+                return regs[0]
+        finally:
+            self.callback_depth -= 1
+        raise _exhausted(pc, self.budget)
+
+    def replace_program(self, program: Program, code: list[Op]) -> NoReturn:
+        """Continue with ``program`` (decoded as ``code``) in place of the
+        running frame, from its first slot with a fresh stack: a tail call.
+        Registers are left as they are (r1 still holds the context)."""
+        depth = len(self.frames)
+        if depth and not (self.replaced and self.replaced[-1][0] == depth):
+            self.replaced.append((depth, self.program, self.code))
+        self.program, self.code = program, code
+        stack = self.stacks[depth]
+        stack.data[:] = _ZERO_STACK
+        self.regs[10] = stack.end
+        raise ProgramSwitch(0)
 
 
 class Interpreter:
@@ -167,50 +294,17 @@ class Interpreter:
         """
         m = self.machine
         m.reset(mem)
+        m.program, m.code = self.program, self.code
         entries: list[TraceEntry] | None = [] if trace is True else None
+        record = (entries.append if entries is not None else trace) if trace else None
         try:
-            if trace:
-                executed = self._loop_traced(budget, entries.append if entries is not None else trace)
-            else:
-                executed = self._loop(budget)
+            executed = m.execute(budget, record)
         except ProgramFault as fault:
             if entries is not None:
                 fault.trace = entries
             raise
         return RunResult(r0=m.regs[0], executed=executed, mem=m.input_memory(), regs=tuple(m.regs),
                          trace=entries)
-
-    def _loop(self, budget: int) -> int:
-        code = self.code
-        pc = 0
-        n = -1
-        try:
-            for n in range(budget):
-                pc = code[pc]()
-        except Halt:
-            return n + 1
-        except ProgramFault as fault:
-            fault.executed = n
-            raise
-        raise _exhausted(pc, budget)
-
-    def _loop_traced(self, budget: int, record: TraceSink) -> int:
-        code, regs, frames, insns = self.code, self.machine.regs, self.machine.frames, self.program.instructions
-        pc = 0
-        n = -1
-        at = depth = 0
-        try:
-            for n in range(budget):
-                at, depth = pc, len(frames)
-                pc = code[at]()
-                record(TraceEntry(n, at, depth, insns[at], tuple(regs)))
-        except Halt:
-            record(TraceEntry(n, at, depth, insns[at], tuple(regs)))
-            return n + 1
-        except ProgramFault as fault:
-            fault.executed = n
-            raise
-        raise _exhausted(pc, budget)
 
 
 def _exhausted(pc: int, budget: int) -> BudgetExhausted:
