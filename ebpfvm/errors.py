@@ -97,11 +97,19 @@ class BudgetExhausted(ProgramFault):
 
 
 class UnknownHelper(ProgramFault):
-    """A call to a helper id that no registry entry implements."""
+    """A call to a helper id that no registry entry implements: either the
+    kernel has no such helper, or ebpfvm does not implement it (yet)."""
 
     def __init__(self, pc: int, helper_id: int) -> None:
+        from .helpers.ids import HELPER_NAMES
+
         self.helper_id = helper_id
-        super().__init__(f"call to unknown helper #{helper_id}", pc)
+        self.helper_name = HELPER_NAMES.get(helper_id)
+        if self.helper_name is None:
+            message = f"call to unknown helper #{helper_id}"
+        else:
+            message = f"call to unknown helper #{helper_id}: {self.helper_name} is not implemented by ebpfvm"
+        super().__init__(message, pc)
 
 
 class CallDepthExceeded(ProgramFault):
