@@ -12,6 +12,10 @@ from __future__ import annotations
 from typing import Final
 
 from ebpfvm.kernel.errors import KernelArgumentError
+# Map creation and update flags belong to the map API: one definition, re-exported here.
+from ebpfvm.maps.flags import (BPF_ANY, BPF_EXIST, BPF_F_INNER_MAP, BPF_F_LOCK, BPF_F_MMAPABLE,  # noqa: F401
+                               BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_F_RDONLY,
+                               BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_F_WRONLY_PROG, BPF_F_ZERO_SEED, BPF_NOEXIST)
 
 PROG_TYPE_NAMES: Final[tuple[str, ...]] = (
     "unspec",
@@ -179,24 +183,6 @@ BPF_F_SLEEPABLE: Final = 1 << 4
 BPF_F_XDP_HAS_FRAGS: Final = 1 << 5
 BPF_F_XDP_DEV_BOUND_ONLY: Final = 1 << 6
 BPF_F_TEST_REG_INVARIANTS: Final = 1 << 7
-
-# BPF_MAP_CREATE map_flags.
-BPF_F_NO_PREALLOC: Final = 1 << 0
-BPF_F_NO_COMMON_LRU: Final = 1 << 1
-BPF_F_NUMA_NODE: Final = 1 << 2
-BPF_F_RDONLY: Final = 1 << 3
-BPF_F_WRONLY: Final = 1 << 4
-BPF_F_ZERO_SEED: Final = 1 << 6
-BPF_F_RDONLY_PROG: Final = 1 << 7
-BPF_F_WRONLY_PROG: Final = 1 << 8
-BPF_F_MMAPABLE: Final = 1 << 10
-BPF_F_INNER_MAP: Final = 1 << 12
-
-# BPF_MAP_UPDATE_ELEM flags.
-BPF_ANY: Final = 0
-BPF_NOEXIST: Final = 1
-BPF_EXIST: Final = 2
-BPF_F_LOCK: Final = 4
 
 # BPF_PROG_TEST_RUN flags.
 BPF_F_TEST_RUN_ON_CPU: Final = 1 << 0
