@@ -1,4 +1,4 @@
-"""``python -m benchmarks <suite> [options]``; suites: interp."""
+"""``python -m benchmarks <suite> [options]``; suites: interp, objects."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    suites = {"interp": "benchmarks.interp_speed"}
+    suites = {"interp": "benchmarks.interp_speed", "objects": "benchmarks.objects_speed"}
     if not argv or argv[0] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]", file=sys.stderr)
         return 2
