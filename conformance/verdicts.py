@@ -81,6 +81,8 @@ from pathlib import Path
 from typing import Iterable, Sequence, TextIO
 
 from ebpfvm.errors import InputFileError
+from ebpfvm.kernel.constants import PROG_FLAG_NAMES
+from ebpfvm.maps.flags import MAP_FLAG_NAMES
 
 CASE_SUFFIX = ".case"
 CORPUS_DIR = Path(__file__).resolve().parent / "verifier"
@@ -93,34 +95,9 @@ SECTIONS = ("asm", "raw", "prog_type", "attach_type", "prog_flags", "maps", "ver
 # Sections the recorder owns; canonical order puts them last, in this order.
 RECORDED_SECTIONS = ("verdict", "error", "errno")
 
-# libbpf-style names of BPF_PROG_LOAD prog_flags (include/uapi/linux/bpf.h).
-PROG_FLAG_BITS = {
-    "strict_alignment": 1 << 0,
-    "any_alignment": 1 << 1,
-    "test_rnd_hi32": 1 << 2,
-    "test_state_freq": 1 << 3,
-    "sleepable": 1 << 4,
-    "xdp_has_frags": 1 << 5,
-    "xdp_dev_bound_only": 1 << 6,
-    "test_reg_invariants": 1 << 7,
-}
-
-# BPF_MAP_CREATE map_flags names.
-MAP_FLAG_BITS = {
-    "no_prealloc": 1 << 0,
-    "no_common_lru": 1 << 1,
-    "numa_node": 1 << 2,
-    "rdonly": 1 << 3,
-    "wronly": 1 << 4,
-    "stack_build_id": 1 << 5,
-    "zero_seed": 1 << 6,
-    "rdonly_prog": 1 << 7,
-    "wronly_prog": 1 << 8,
-    "clone": 1 << 9,
-    "mmapable": 1 << 10,
-    "preserve_elems": 1 << 11,
-    "inner_map": 1 << 12,
-}
+# libbpf-style flag names: one table each, owned by the kernel bridge and the maps.
+PROG_FLAG_BITS = PROG_FLAG_NAMES
+MAP_FLAG_BITS = MAP_FLAG_NAMES
 
 MAP_KEYS = ("key_size", "value_size", "max_entries", "flags", "name")
 MAP_REQUIRED = ("key_size", "value_size", "max_entries")

@@ -16,13 +16,11 @@ from typing import TextIO
 from ebpfvm.btf import Btf, type_name
 from ebpfvm.errors import UserInputError
 from ebpfvm.maps.definition import MapDefinition
+from ebpfvm.maps.flags import MAP_FLAG_NAMES
 
 from .object import BpfObject, load_object
 
-_MAP_FLAGS = ((1 << 0, "no_prealloc"), (1 << 1, "no_common_lru"), (1 << 2, "numa_node"), (1 << 3, "rdonly"),
-              (1 << 4, "wronly"), (1 << 5, "stack_build_id"), (1 << 6, "zero_seed"), (1 << 7, "rdonly_prog"),
-              (1 << 8, "wronly_prog"), (1 << 9, "clone"), (1 << 10, "mmapable"), (1 << 11, "preserve_elems"),
-              (1 << 12, "inner_map"))
+_MAP_FLAGS = tuple((bit, name) for name, bit in MAP_FLAG_NAMES.items())
 _SHF = ((0x1, "W"), (0x2, "A"), (0x4, "X"), (0x10, "M"), (0x20, "S"))
 _PREVIEW = 16  # bytes of a global data map's initial value shown
 

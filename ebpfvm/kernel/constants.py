@@ -184,6 +184,14 @@ BPF_F_XDP_HAS_FRAGS: Final = 1 << 5
 BPF_F_XDP_DEV_BOUND_ONLY: Final = 1 << 6
 BPF_F_TEST_REG_INVARIANTS: Final = 1 << 7
 
+# libbpf-style names of the BPF_PROG_LOAD prog_flags.
+PROG_FLAG_NAMES: Final[dict[str, int]] = {
+    "strict_alignment": BPF_F_STRICT_ALIGNMENT, "any_alignment": BPF_F_ANY_ALIGNMENT,
+    "test_rnd_hi32": BPF_F_TEST_RND_HI32, "test_state_freq": BPF_F_TEST_STATE_FREQ, "sleepable": BPF_F_SLEEPABLE,
+    "xdp_has_frags": BPF_F_XDP_HAS_FRAGS, "xdp_dev_bound_only": BPF_F_XDP_DEV_BOUND_ONLY,
+    "test_reg_invariants": BPF_F_TEST_REG_INVARIANTS,
+}
+
 # BPF_PROG_TEST_RUN flags.
 BPF_F_TEST_RUN_ON_CPU: Final = 1 << 0
 BPF_F_TEST_XDP_LIVE_FRAMES: Final = 1 << 1

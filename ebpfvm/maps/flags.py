@@ -27,6 +27,15 @@ BPF_F_PRESERVE_ELEMS: Final = 1 << 11
 BPF_F_INNER_MAP: Final = 1 << 12
 BPF_F_ACCESS_MASK: Final = BPF_F_RDONLY | BPF_F_WRONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG
 
+# libbpf-style names of the BPF_MAP_CREATE flags, in bit order (for parsing and printing).
+MAP_FLAG_NAMES: Final[dict[str, int]] = {
+    "no_prealloc": BPF_F_NO_PREALLOC, "no_common_lru": BPF_F_NO_COMMON_LRU, "numa_node": BPF_F_NUMA_NODE,
+    "rdonly": BPF_F_RDONLY, "wronly": BPF_F_WRONLY, "stack_build_id": BPF_F_STACK_BUILD_ID,
+    "zero_seed": BPF_F_ZERO_SEED, "rdonly_prog": BPF_F_RDONLY_PROG, "wronly_prog": BPF_F_WRONLY_PROG,
+    "clone": BPF_F_CLONE, "mmapable": BPF_F_MMAPABLE, "preserve_elems": BPF_F_PRESERVE_ELEMS,
+    "inner_map": BPF_F_INNER_MAP,
+}
+
 # bpf_perf_event_output flags.
 BPF_F_INDEX_MASK: Final = 0xFFFF_FFFF
 BPF_F_CURRENT_CPU: Final = BPF_F_INDEX_MASK
