@@ -27,7 +27,7 @@ MASK64 = (1 << 64) - 1
 # -- tail calls -----------------------------------------------------------------------------------
 def tail_runtime(programs: dict[str, str], slots: list[tuple[int, str]], *, max_entries: int = 4):
     """XDP programs sharing map 0 = the jump table, map 1 = a counter array."""
-    maps = (prog_array("jt", max_entries, slots), array("count", 4))
+    maps = (prog_array("jt", max_entries, slots), array("count", 1))
     built = [typed(text, "xdp", name=name, maps=maps) for name, text in programs.items()]
     return Runtime(built)
 

@@ -122,7 +122,7 @@ def test_bpf_side_returns_errnos() -> None:
 
 def test_read_only_maps_are_not_writable_by_programs() -> None:
     rodata = create_map(MapDefinition(".rodata", "array", 4, 4, 1, initial_value=b"ro!!", read_only=True))
-    flagged = array(flags=BPF_F_RDONLY_PROG)
+    flagged = array(max_entries=1, flags=BPF_F_RDONLY_PROG)
     memory = MemoryMap()
     rodata.bind(memory, map_window(0))
     flagged.bind(memory, map_window(1))
@@ -204,3 +204,12 @@ def test_percpu_bpf_side_sees_its_cpu() -> None:
     memory.write(addresses[0], 4, 9)
     assert pc.lookup(1)[0] == b"\x09\0\0\0"
     assert errno_of(lambda: pc.update(1, b"xxxx", BPF_F_LOCK)) == errno.EINVAL
+
+
+def test_direct_value_access_only_for_single_entry_arrays() -> None:
+    # The kernel refuses lddw map_value on an array of 2+ entries (ENOTSUPP,
+    # recorded in conformance/verifier/map-direct-value-array-2-entries.case)
+    # and on offsets past the value.
+    assert errno_of(lambda: array(max_entries=2).value_address(0)) == 524
+    assert errno_of(lambda: array(max_entries=1).value_address(8)) == errno.EACCES
+    assert array(max_entries=1).value_address(7, map_window(0)) == array(max_entries=1).value_address(0, map_window(0)) + 7

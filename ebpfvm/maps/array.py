@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from .base import PCPU_MIN_UNIT_SIZE, VALUES_OFFSET, BpfMap, RegionSpec
 from .coerce import u32
+from .errors import ENOTSUPP
 from .flags import (BPF_ANY, BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_INNER_MAP, BPF_F_LOCK, BPF_F_MMAPABLE,
                     BPF_F_NUMA_NODE, BPF_F_PRESERVE_ELEMS, BPF_NOEXIST)
 from .views import value_view
@@ -77,6 +78,11 @@ class ArrayMap(BpfMap):
     def value_address(self, offset: int, window_base: int | None = None) -> int:
         if self.percpu:
             return super().value_address(offset, window_base)
+        if self.max_entries != 1:
+            # The kernel gives direct value access (global data) only to single-entry arrays.
+            raise self.error(ENOTSUPP, f"direct value access needs a single-entry array, not {self.max_entries}")
+        if not 0 <= offset < self.value_size:
+            raise self.error(errno.EACCES, f"direct value offset {offset} outside the {self.value_size}-byte value")
         return self.window_base(window_base) + VALUES_OFFSET + offset
 
     def _check_update(self, index: int, flags: int) -> int:
