@@ -113,3 +113,19 @@ def _name(btf: Btf, type_id: int, depth: int) -> str:
     if t.name:
         return t.name  # int, float, typedef, func, var, datasec, type tag
     return f"({t.kind.name.lower()})"
+
+
+def spin_lock_offset(btf: Btf, type_id: int) -> int | None:
+    """Byte offset of the ``struct bpf_spin_lock`` member of a map value type,
+    or None: what enables ``BPF_F_LOCK`` updates and bpf_spin_lock on the value.
+    Like the kernel, only a direct member of the value struct counts."""
+    if not type_id:
+        return None
+    value = skip_modifiers(btf, type_id)
+    if value.kind is not Kind.STRUCT:
+        return None
+    for member in value.members:  # type: ignore[attr-defined]
+        target = skip_modifiers(btf, member.type)
+        if target.kind is Kind.STRUCT and target.name == "bpf_spin_lock":
+            return member.bit_offset // 8
+    return None

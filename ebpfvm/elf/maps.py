@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass, field, replace
 
 from ebpfvm.btf import Btf, BtfError, Kind, skip_modifiers, type_size
+from ebpfvm.btf.resolve import spin_lock_offset
 from ebpfvm.btf.types import Array, Datasec, Ptr, Struct, Var
 from ebpfvm.kernel.constants import MAP_TYPE_NAMES
 from ebpfvm.maps.definition import MapDefinition
@@ -221,6 +222,9 @@ def _btf_definition(btf: Btf, name: str, raw: _BtfMapDef, path: str, where: tupl
     if map_type in _FD_VALUED:
         key_size, value_size = key_size or 4, value_size or 4
     extra: dict = {k: v for k, v in fields.items() if k in ("numa_node", "map_extra")}
+    lock = spin_lock_offset(btf, raw.value_type)
+    if lock is not None:
+        extra["spin_lock_off"] = lock
     if raw.unknown:
         extra["unknown_attributes"] = tuple(raw.unknown)
     return MapDefinition(
