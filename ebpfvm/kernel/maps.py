@@ -166,9 +166,14 @@ def create_map(
     inner_map_fd: int = 0,
     numa_node: int = 0,
     map_extra: int = 0,
+    btf_fd: int = 0,
+    btf_key_type_id: int = 0,
+    btf_value_type_id: int = 0,
 ) -> KernelMap:
     """BPF_MAP_CREATE; KernelError (EINVAL for bad sizes/flags, EPERM...) on
-    failure.  ``name`` is cut to 15 bytes and may hold only [A-Za-z0-9_.]."""
+    failure.  ``name`` is cut to 15 bytes and may hold only [A-Za-z0-9_.].
+    ``btf_*`` describe key and value with loaded BTF (needed for values that
+    hold special fields such as a bpf_spin_lock)."""
     mtype = map_type_number(map_type)
     name_bytes = name.encode()[: sc.BPF_OBJ_NAME_LEN - 1]
     attr = sc.MapCreateAttr(
@@ -181,6 +186,9 @@ def create_map(
         numa_node=numa_node,
         map_name=name_bytes,
         map_extra=map_extra,
+        btf_fd=btf_fd,
+        btf_key_type_id=btf_key_type_id,
+        btf_value_type_id=btf_value_type_id,
     )
     fd = sc.bpf(sc.BPF_MAP_CREATE, attr)
     return KernelMap(fd, mtype, key_size, value_size, max_entries, flags, name_bytes.decode())

@@ -62,13 +62,22 @@ def freeze_map(kmap: KernelMap) -> None:
     sc.bpf(sc.BPF_MAP_FREEZE, sc.MapElemAttr(map_fd=kmap.fd))
 
 
-def _create_one(defn: MapDefinition, inner_map_fd: int = 0) -> KernelMap:
+def _btf_ids(defn: MapDefinition, btf: LoadedBtf | None) -> dict[str, int]:
+    """BTF for BPF_MAP_CREATE, given only where the kernel requires it: values
+    with a bpf_spin_lock (other maps load the same without, and need no BTF)."""
+    if btf is None or "spin_lock_off" not in defn.extra or not defn.btf_value_type_id:
+        return {}
+    return {"btf_fd": btf.fd, "btf_key_type_id": defn.btf_key_type_id,
+            "btf_value_type_id": defn.btf_value_type_id}
+
+
+def _create_one(defn: MapDefinition, inner_map_fd: int = 0, btf: LoadedBtf | None = None) -> KernelMap:
     flags = defn.flags | (BPF_F_RDONLY_PROG if defn.read_only else 0)
     max_entries = defn.max_entries
     if defn.map_type == "perf_event_array" and max_entries == 0:
         max_entries = possible_cpus()  # libbpf's default: one slot per CPU
     kmap = create_map(defn.map_type, defn.key_size, defn.value_size, max_entries, flags,
-                      kernel_object_name(defn.name), inner_map_fd=inner_map_fd)
+                      kernel_object_name(defn.name), inner_map_fd=inner_map_fd, **_btf_ids(defn, btf))
     try:
         if defn.initial_value is not None:
             kmap.update(bytes(defn.key_size), defn.initial_value)
@@ -80,19 +89,20 @@ def _create_one(defn: MapDefinition, inner_map_fd: int = 0) -> KernelMap:
     return kmap
 
 
-def create_object_maps(maps: Sequence[MapDefinition]) -> list[KernelMap]:
+def create_object_maps(maps: Sequence[MapDefinition], btf: LoadedBtf | None = None) -> list[KernelMap]:
     """Kernel maps for ``maps`` (index i for definition i), initial values and
-    map-in-map slots written.  On failure the maps made so far are closed."""
+    map-in-map slots written, described by the object's ``btf`` where needed.
+    On failure the maps made so far are closed."""
     created: list[KernelMap] = []
     try:
         for defn in maps:
             if defn.inner is not None:
                 # The template only tells the kernel what inner maps look like;
                 # libbpf closes it too once the outer map exists.
-                with _create_one(defn.inner) as template:
-                    created.append(_create_one(defn, inner_map_fd=template.fd))
+                with _create_one(defn.inner, btf=btf) as template:
+                    created.append(_create_one(defn, inner_map_fd=template.fd, btf=btf))
             else:
-                created.append(_create_one(defn))
+                created.append(_create_one(defn, btf=btf))
         by_name = {defn.name: kmap for defn, kmap in zip(maps, created)}
         for defn, kmap in zip(maps, created):
             if defn.map_type in _MAP_IN_MAP:
@@ -220,6 +230,18 @@ class LoadedObject:
         self.close()
 
 
+def open_object(obj: "BpfObject") -> LoadedObject:
+    """The object's BTF (when the kernel takes it) and maps, no programs yet."""
+    btf, problem = load_object_btf(obj)
+    try:
+        maps = create_object_maps(obj.maps, btf)
+    except BaseException:
+        if btf is not None:
+            btf.close()
+        raise
+    return LoadedObject(obj, maps, btf=btf, btf_problem=problem)
+
+
 def _needed_programs(obj: "BpfObject", program_name: str | None) -> list[str]:
     """The named program and every program a prog_array of the object starts with."""
     if program_name is None:
@@ -236,10 +258,9 @@ def load_object_in_kernel(obj: "BpfObject", program_name: str | None = None, *, 
     """Create ``obj``'s maps and load ``program_name`` (every program when
     None) plus the programs its prog_arrays name, filling those slots.
     Raises KernelVerifierError for the first program the kernel refuses."""
-    kmaps = create_object_maps(obj.maps)
-    loaded = LoadedObject(obj, kmaps)
+    loaded = open_object(obj)
+    kmaps = loaded.maps
     try:
-        loaded.btf, loaded.btf_problem = load_object_btf(obj)
         for name in _needed_programs(obj, program_name):
             loaded.load(name, log_level=log_level, stats=stats)
         for defn, kmap in zip(obj.maps, kmaps):
@@ -271,8 +292,7 @@ class ProgramVerdict:
 
 def _verdicts(obj: "BpfObject") -> dict[str, ProgramVerdict]:
     out: dict[str, ProgramVerdict] = {}
-    with LoadedObject(obj, create_object_maps(obj.maps)) as loaded:
-        loaded.btf, loaded.btf_problem = load_object_btf(obj)
+    with open_object(obj) as loaded:
         for program in obj.programs:
             try:
                 prog = loaded.load(program.name)
