@@ -1,4 +1,4 @@
-"""``python -m benchmarks <suite> [options]``; suites: interp, objects."""
+"""``python -m benchmarks <suite> [options]``; suites: interp, objects, jit."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    suites = {"interp": "benchmarks.interp_speed", "objects": "benchmarks.objects_speed"}
+    suites = {"interp": "benchmarks.interp_speed", "objects": "benchmarks.objects_speed",
+              "jit": "benchmarks.jit_speed"}
     if not argv or argv[0] not in suites:
         print(f"usage: python -m benchmarks {{{','.join(suites)}}} [options]", file=sys.stderr)
         return 2

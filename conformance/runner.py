@@ -182,11 +182,36 @@ class PendingEngine(Engine):
         raise EngineSkip(self._reason)
 
 
+class JitEngine(Engine):
+    """ebpfvm's JIT (``ebpfvm.jit``) in checked mode: native code through
+    llvmlite, with the interpreter's fault and budget semantics."""
+
+    name = "jit"
+
+    def __init__(self, budget: int = CASE_BUDGET, mode: str = "checked", opt_level: int = 2) -> None:
+        self.budget = budget
+        self.mode = mode
+        self.opt_level = opt_level
+
+    def available(self) -> Availability:
+        try:
+            import ebpfvm.jit  # noqa: F401
+        except ImportError as exc:
+            return Availability(False, f"the jit cannot be imported: {exc}")
+        return Availability(True)
+
+    def run(self, program: Program, mem: bytes) -> int:
+        from ebpfvm.jit import compile
+
+        jit = compile(program, mode=self.mode, opt_level=self.opt_level)
+        return jit.run(mem, budget=self.budget).r0 & U64_MASK
+
+
 EngineFactory = Callable[[], Engine]
 _ENGINES: dict[str, EngineFactory] = {
     "interp": InterpreterEngine,
     "kernel": KernelEngine,
-    "jit": lambda: PendingEngine("jit", "the jit engine is not wired into the runner yet"),
+    "jit": JitEngine,
 }
 
 

@@ -81,7 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=_positive_int, default=1_000_000, help="instruction budget (default 1000000)")
     p.add_argument("--trace", action="store_true", help="print every executed instruction with registers")
     p.add_argument("--stats", action="store_true", help="print executed instructions and wall time")
+    p.add_argument("--engine", choices=("interp", "jit"), default="interp",
+                   help="bytecode/asm/.data files: run in the interpreter (default) or the JIT (checked mode)")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("jit", help="show the LLVM IR or native assembly the JIT makes of a program")
+    p.add_argument("file", help="raw bytecode, assembler source or a .data file")
+    p.add_argument("--emit", choices=("llvm", "llvm-opt", "asm"), default="llvm",
+                   help="llvm: IR as lowered; llvm-opt: after the pass pipeline; asm: native assembly")
+    p.add_argument("--mode", choices=("checked", "trusted"), default="checked")
+    p.add_argument("-O", "--opt-level", type=int, choices=(0, 1, 2, 3), default=2)
+    p.set_defaults(handler=cmd_jit)
 
     p = sub.add_parser("inspect", help="list an ELF object's programs, maps, sections, relocations and BTF")
     p.add_argument("file", help="an ELF object built with clang -target bpf")
@@ -153,12 +163,16 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if is_elf_file(args.file):
         if args.mem is not None or args.mem_file is not None:
             raise InputFileError(args.file, "--mem/--mem-file are for bytecode; give an object --packet or --ctx")
+        if args.engine == "jit":
+            raise InputFileError(args.file, "--engine jit runs bytecode, assembler and .data files, not objects (yet)")
         from .runtime.cli_run import run_object_command
 
         return run_object_command(args.file, section=args.section, program=args.program, packet=args.packet,
                                   ctx=args.ctx, maps=args.map, budget=args.budget, trace=args.trace, out=out)
     if object_only:
         raise InputFileError(args.file, f"{', '.join(object_only)}: only for ELF objects")
+    if args.engine == "jit" and args.trace:
+        raise InputFileError(args.file, "--trace needs --engine interp (native code is not traced)")
     loaded = load_program_file(args.file)
     mem = loaded.mem or b""
     if args.mem is not None:
@@ -172,15 +186,28 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(format_entry(entry, loaded.program, previous[0]) + "\n")
         previous[0] = entry.regs
 
-    started = time.perf_counter()
-    result = run(loaded.program, mem=mem, budget=args.budget, trace=print_step if args.trace else None)
-    elapsed = time.perf_counter() - started
+    if args.engine == "jit":
+        from .jit.cli import jit_run
+
+        result, elapsed = jit_run(loaded.program, mem, args.budget)
+    else:
+        started = time.perf_counter()
+        result = run(loaded.program, mem=mem, budget=args.budget, trace=print_step if args.trace else None)
+        elapsed = time.perf_counter() - started
     r0 = result.r0
     signed = r0 - (1 << 64) if r0 >> 63 else r0
     out.write(f"r0 = {r0:#x} ({signed})\n")
     if args.stats:
         rate = result.executed / elapsed if elapsed > 0 else 0.0
         out.write(f"executed {result.executed} instructions in {elapsed * 1e3:.3f} ms ({rate:,.0f} insn/s)\n")
+    return EXIT_OK
+
+
+def cmd_jit(args: argparse.Namespace, out: TextIO) -> int:
+    from .jit.cli import emit
+    from .loader import load_program_file
+
+    out.write(emit(load_program_file(args.file).program, args.emit, mode=args.mode, opt_level=args.opt_level))
     return EXIT_OK
 
 

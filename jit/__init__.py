@@ -1,4 +1,18 @@
-"""ebpfvm.jit: lowering of verified programs to native code through llvmlite (issue 6).
+"""ebpfvm.jit: eBPF programs compiled to native code through llvmlite (issue 6).
 
-Nothing lives here yet.
+    from ebpfvm.jit import compile
+    jit = compile(program, mode="checked", opt_level=2)
+    jit.run(mem=b"...", budget=1_000_000)       # JitResult(r0, executed, mem)
+    jit.run_many(np.zeros((n, size), np.uint8)) # r0 of every row, one native call
+    jit.llvm_ir, jit.optimized_ir, jit.assembly
+
+Modules: ``cfg`` (blocks, subprogram entries), ``lowering`` (one method per
+operation, dispatched by instruction kind), ``memory`` (fake address ->
+host memory, bounds checks, the run context), ``engine`` (target machine,
+pass pipeline, MCJIT, cache), ``runtime`` (``JitProgram``, helper callback,
+faults).
 """
+
+from .runtime import MODES, JitProgram, JitResult, compile, run
+
+__all__ = ["JitProgram", "JitResult", "MODES", "compile", "run"]

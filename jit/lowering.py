@@ -1,0 +1,546 @@
+"""eBPF -> LLVM IR: one LLVM function per subprogram, one small method per operation.
+
+Registers are ``alloca``s in each function's entry block (``mem2reg`` turns
+them into SSA values). ``lower_insn`` dispatches on the instruction's
+``Kind`` (``KIND_LOWERING``); ALU operations are looked up in
+``ALU64``/``ALU32`` keyed by ``(AluOp, off)`` like the interpreter's tables,
+jumps in ``CONDITIONS``.
+
+Function signatures::
+
+    i64 bpf_main(ptr ctx, i64 r1, i64 r2)                   ; depth 0
+    internal i64 bpf_sub_<pc>(ptr ctx, i64 depth, i64 r0..r9) ; bpf-to-bpf callee
+    i64 bpf_run_many(ptr ctx, ptr rows, i64 n, i64 size, ptr out, i64 budget)
+
+A callee starts with the caller's r0-r9 (as in the interpreter, whose frames
+share one register file), its own zeroed 512-byte frame and r10 at that
+frame's top; the caller's registers are untouched by construction (they are
+the caller's SSA values), only r0 comes back. A fault anywhere stores its
+data in the context and returns 0; callers check ``fault_kind`` after every
+call and return at once, so the native stack unwinds by ordinary returns.
+
+Undefined behaviour LLVM would exploit is kept out: division and modulo
+divide by a substitute 1 when the divisor is 0 or the operation is
+INT_MIN / -1 (then a ``select`` picks the ISA's result: 0 / the dividend for
+a zero divisor; INT_MIN / 0 for the overflow, which is what x / 1 and x % 1
+give); shift amounts are masked to the width.
+
+Budget (checked mode): each basic block subtracts its instruction count at
+entry (an lddw counts once, as in the interpreter) and exits with
+``FAULT_BUDGET`` when the count would go negative. The count is exact at
+block boundaries, so ``executed`` of a normal run equals the interpreter's;
+a fault inside a block stores how many of the block's instructions it did
+not complete, so ``executed`` of a fault is exact too. Only the point where
+the budget runs out is block-granular: the JIT stops before a block that
+does not fit entirely (reported at the slot where the interpreter would have
+stopped, with ``executed = budget``), so a memory fault or a helper's side
+effect in the part of that block that would still have fit is not reached.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from llvmlite import ir
+
+from ebpfvm.helpers.registry import HelperRegistry
+from ebpfvm.isa.alu import SIGNED_DIVISION_OFFSET, AluOp
+from ebpfvm.isa.forms import FORMS, Kind
+from ebpfvm.isa.instruction import Instruction, lddw_value
+from ebpfvm.isa.jump import CallKind, JmpOp
+from ebpfvm.isa.load_store import ATOMIC_FETCH, SIZE_BYTES, AtomicOp, LddwSource
+from ebpfvm.isa.opcode import CLASS_MASK, OPERATION_MASK, SIZE_MASK, SOURCE_MASK, InsnClass, Source
+from ebpfvm.isa.targets import slot_target
+from ebpfvm.memory import STACK_SIZE, code_address, stack_frame_base
+from ebpfvm.program import Program
+
+from . import memory as mm
+from .cfg import Block, build_blocks, call_targets, reachable
+from .memory import I1, I8, I16, I32, I64, PTR
+
+HELPER_SYMBOL = "ebpfvm_jit_helper"
+MAIN = "bpf_main"
+RUN_MANY = "bpf_run_many"
+MAX_FRAMES = mm.MAX_FRAMES
+_TYPES = {1: I8, 2: I16, 4: I32, 8: I64}
+_BITS = {8: I8, 16: I16, 32: I32, 64: I64}
+_SIGNED = SIGNED_DIVISION_OFFSET
+
+
+def sub_name(entry: int) -> str:
+    return f"bpf_sub_{entry}"
+
+
+class ModuleLowering:
+    """Lowers a whole program into one LLVM module."""
+
+    def __init__(self, program: Program, *, checked: bool, helpers: HelperRegistry) -> None:
+        self.program = program
+        self.checked = checked
+        self.helpers = helpers
+        self.blocks = build_blocks(program)
+        self.module = ir.Module(name="ebpf")
+        helper_ty = ir.FunctionType(I64, [PTR, I64, I64, I64] + [I64] * 5)
+        self.helper_fn = ir.Function(self.module, helper_ty, HELPER_SYMBOL)
+        self.memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
+        self.memcpy = None
+        self.uses_helpers = False
+        sub_ty = ir.FunctionType(I64, [PTR, I64] + [I64] * 10)
+        self.subs: dict[int, ir.Function] = {}
+        for entry in call_targets(program):
+            fn = ir.Function(self.module, sub_ty, sub_name(entry))
+            fn.linkage = "internal"
+            self.subs[entry] = fn
+        self.main = ir.Function(self.module, ir.FunctionType(I64, [PTR, I64, I64]), MAIN)
+
+    def lower(self) -> ir.Module:
+        FunctionLowering(self, self.main, 0, is_main=True).lower()
+        for entry, fn in self.subs.items():
+            FunctionLowering(self, fn, entry, is_main=False).lower()
+        self._run_many()
+        return self.module
+
+    def _run_many(self) -> None:
+        fn = ir.Function(self.module, ir.FunctionType(I64, [PTR, PTR, I64, I64, PTR, I64]), RUN_MANY)
+        ctx, rows, n, size, out, budget = fn.args
+        entry = fn.append_basic_block("entry")
+        head = fn.append_basic_block("head")
+        body = fn.append_basic_block("body")
+        store = fn.append_basic_block("store")
+        done = fn.append_basic_block("done")
+        b = ir.IRBuilder(entry)
+        r1 = b.select(b.icmp_unsigned("!=", size, I64(0)), I64(mm.MEM_BASE), I64(0))
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(I64, "i")
+        i.add_incoming(I64(0), entry)
+        b.cbranch(b.icmp_unsigned("<", i, n), body, done)
+        b.position_at_end(body)
+        mm.store_field(b, ctx, mm.F_MEM, b.gep(rows, [b.mul(i, size)], source_etype=I8))
+        mm.store_field(b, ctx, mm.F_MEM_LEN, size)
+        mm.store_field(b, ctx, mm.F_BUDGET, budget)
+        r0 = b.call(self.main, [ctx, r1, size])
+        kind = mm.load_field(b, ctx, mm.F_KIND)
+        b.cbranch(b.icmp_unsigned("!=", kind, I64(0)), done, store)
+        b.position_at_end(store)
+        b.store(r0, b.gep(out, [i], source_etype=I64))
+        nxt = b.add(i, I64(1))
+        i.add_incoming(nxt, store)
+        b.branch(head)
+        b.position_at_end(done)
+        result = b.phi(I64)
+        result.add_incoming(i, head)
+        result.add_incoming(i, body)
+        b.ret(result)
+
+
+class FunctionLowering:
+    """Lowers the blocks reachable from one entry into one LLVM function."""
+
+    def __init__(self, owner: ModuleLowering, fn: ir.Function, entry: int, *, is_main: bool) -> None:
+        self.owner = owner
+        self.program = owner.program
+        self.checked = owner.checked
+        self.fn = fn
+        self.entry = entry
+        self.is_main = is_main
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.ctx = fn.args[0]
+        self.depth: ir.Value = I64(0) if is_main else fn.args[1]
+        self.llvm_blocks: dict[int, ir.Block] = {}
+        self.pc = 0
+        self.block: Block | None = None
+        self.index = 0  # position of the current instruction in its block
+
+    # -- registers ------------------------------------------------------------
+    def reg(self, r: int) -> ir.Value:
+        return self.b.load(self.regs[r], typ=I64)
+
+    def set(self, r: int, value: ir.Value) -> None:
+        if value.type != I64:
+            value = self.b.zext(value, I64)
+        self.b.store(value, self.regs[r])
+
+    def lower(self) -> None:
+        b = self.b
+        self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
+        self.budget = b.alloca(I64, name="budget")
+        self.regions = mm.Regions(b, self.ctx)
+        frame = self.regions.frame(b, self.depth)
+        b.call(self.owner.memset, [frame, I8(0), I64(STACK_SIZE), I1(0)])
+        args = self.fn.args
+        if self.is_main:
+            initial = [I64(0), args[1], args[2]] + [I64(0)] * 7
+        else:
+            initial = list(args[2:12])
+        for r, value in enumerate(initial):
+            b.store(value, self.regs[r])
+        top = b.add(I64(stack_frame_base(0) + STACK_SIZE), b.mul(self.depth, I64(-0x1_0000)))
+        b.store(top, self.regs[10])
+        if self.checked:
+            b.store(mm.load_field(b, self.ctx, mm.F_BUDGET), self.budget)
+        n = len(self.program)
+        leaders = reachable(self.owner.blocks, self.entry, n)
+        for leader in leaders:
+            self.llvm_blocks[leader] = self.fn.append_basic_block(f"L{leader}")
+        b.branch(self.llvm_blocks[self.entry])
+        for leader in leaders:
+            self.lower_block(self.owner.blocks[leader])
+
+    def target(self, pc: int) -> ir.Block:
+        """The LLVM block for leader ``pc`` (a fell-off-the-end exit past the program)."""
+        if pc >= len(self.program):
+            block = self.fn.append_basic_block(f"fell_off_{self.pc}")
+            with self.b.goto_block(block):
+                self.fault_here(mm.FAULT_FELL_OFF, len(self.program), correction=0)
+            return block
+        return self.llvm_blocks[pc]
+
+    def lower_block(self, block: Block) -> None:
+        b = self.b
+        self.block = block
+        b.position_at_end(self.llvm_blocks[block.start])
+        if self.checked:
+            left = b.load(self.budget, typ=I64)
+            after = b.sub(left, I64(block.length))
+            ok = self.fn.append_basic_block(f"L{block.start}_go")
+            out = self.fn.append_basic_block(f"L{block.start}_budget")
+            b.cbranch(b.icmp_signed("<", after, I64(0)), out, ok)
+            b.position_at_end(out)
+            self.store_budget()
+            mm.store_field(b, self.ctx, mm.F_PC, I64(block.start))
+            mm.store_field(b, self.ctx, mm.F_EXTRA, left)
+            mm.store_field(b, self.ctx, mm.F_KIND, I64(mm.FAULT_BUDGET))
+            b.ret(I64(0))
+            b.position_at_end(ok)
+            b.store(after, self.budget)
+        for index, pc in enumerate(block.slots):
+            self.pc, self.index = pc, index
+            insn = self.program[pc]
+            KIND_LOWERING[FORMS[insn.opcode].kind](self, insn)
+        if not b.block.is_terminated:
+            b.branch(self.target(block.successors[0]))
+
+    # -- exits ------------------------------------------------------------------
+    def store_budget(self) -> None:
+        if self.checked:
+            mm.store_field(self.b, self.ctx, mm.F_BUDGET, self.b.load(self.budget, typ=I64))
+
+    def correction(self) -> int:
+        assert self.block is not None
+        return self.block.length - self.index
+
+    def fault_here(self, kind: int, pc: int, correction: int | None = None, address: ir.Value | None = None,
+                   size: int = 0, write: int = 0) -> None:
+        """Record a fault and return 0 (the builder must be in a fresh block)."""
+        b = self.b
+        self.store_budget()
+        mm.store_field(b, self.ctx, mm.F_PC, I64(pc))
+        mm.store_field(b, self.ctx, mm.F_EXTRA, I64(self.correction() if correction is None else correction))
+        if address is not None:
+            mm.store_field(b, self.ctx, mm.F_ADDR, address)
+        mm.store_field(b, self.ctx, mm.F_SIZE, I64(size))
+        mm.store_field(b, self.ctx, mm.F_WRITE, I64(write))
+        mm.store_field(b, self.ctx, mm.F_DEPTH, self.depth)
+        mm.store_field(b, self.ctx, mm.F_KIND, I64(kind))
+        b.ret(I64(0))
+
+    def fault_unless(self, ok: ir.Value, kind: int, **data) -> None:
+        b = self.b
+        good = self.fn.append_basic_block(f"pc{self.pc}_ok")
+        bad = self.fn.append_basic_block(f"pc{self.pc}_fault")
+        b.cbranch(ok, good, bad, )
+        b.position_at_end(bad)
+        self.fault_here(kind, self.pc, **data)
+        b.position_at_end(good)
+
+    def propagate_fault(self) -> None:
+        """After a call: return at once when the callee (or helper) faulted."""
+        b = self.b
+        kind = mm.load_field(b, self.ctx, mm.F_KIND)
+        good = self.fn.append_basic_block(f"pc{self.pc}_ret")
+        bad = self.fn.append_basic_block(f"pc{self.pc}_unwind")
+        b.cbranch(b.icmp_unsigned("!=", kind, I64(0)), bad, good)
+        b.position_at_end(bad)
+        b.ret(I64(0))
+        b.position_at_end(good)
+
+    def return_value(self, value: ir.Value) -> None:
+        self.store_budget()
+        self.b.ret(value)
+
+    # -- ALU ----------------------------------------------------------------------
+    def lower_alu(self, insn: Instruction) -> None:
+        is64 = insn.opcode & CLASS_MASK == InsnClass.ALU64
+        op = insn.opcode & OPERATION_MASK
+        if insn.opcode & SOURCE_MASK == Source.K:
+            src = I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF) if is64 else I32(insn.imm & 0xFFFF_FFFF)
+        else:
+            src = self.reg(insn.src)
+            if not is64:
+                src = self.b.trunc(src, I32)
+        dst = self.reg(insn.dst)
+        if not is64:
+            dst = self.b.trunc(dst, I32)
+        table = ALU64 if is64 else ALU32
+        self.set(insn.dst, table[(op, insn.off)](self, dst, src))
+
+    def add(self, a, b): return self.b.add(a, b)
+    def sub(self, a, b): return self.b.sub(a, b)
+    def mul(self, a, b): return self.b.mul(a, b)
+    def or_(self, a, b): return self.b.or_(a, b)
+    def and_(self, a, b): return self.b.and_(a, b)
+    def xor(self, a, b): return self.b.xor(a, b)
+    def mov(self, a, b): return b
+
+    def _mask(self, b):
+        return self.b.and_(b, ir.Constant(b.type, b.type.width - 1))
+
+    def lsh(self, a, b): return self.b.shl(a, self._mask(b))
+    def rsh(self, a, b): return self.b.lshr(a, self._mask(b))
+    def arsh(self, a, b): return self.b.ashr(a, self._mask(b))
+
+    def _safe_divisor(self, a, b, signed: bool):
+        """(divisor that is never 0 nor -1 against INT_MIN, b == 0)."""
+        t = b.type
+        zero = self.b.icmp_unsigned("==", b, ir.Constant(t, 0))
+        bad = zero
+        if signed:
+            overflow = self.b.and_(self.b.icmp_signed("==", b, ir.Constant(t, -1)),
+                                   self.b.icmp_unsigned("==", a, ir.Constant(t, 1 << (t.width - 1))))
+            bad = self.b.or_(zero, overflow)
+        return self.b.select(bad, ir.Constant(t, 1), b), zero
+
+    def div(self, a, b):
+        d, zero = self._safe_divisor(a, b, False)
+        return self.b.select(zero, ir.Constant(a.type, 0), self.b.udiv(a, d))
+
+    def sdiv(self, a, b):
+        d, zero = self._safe_divisor(a, b, True)
+        return self.b.select(zero, ir.Constant(a.type, 0), self.b.sdiv(a, d))
+
+    def mod(self, a, b):
+        d, zero = self._safe_divisor(a, b, False)
+        return self.b.select(zero, a, self.b.urem(a, d))
+
+    def smod(self, a, b):
+        d, zero = self._safe_divisor(a, b, True)
+        return self.b.select(zero, a, self.b.srem(a, d))
+
+    def _movsx(self, bits: int):
+        def movsx(self, a, b):
+            return self.b.sext(self.b.trunc(b, _BITS[bits]), a.type)
+        return movsx
+
+    def lower_neg(self, insn: Instruction) -> None:
+        value = self.reg(insn.dst)
+        if insn.opcode & CLASS_MASK != InsnClass.ALU64:
+            value = self.b.trunc(value, I32)
+        self.set(insn.dst, self.b.neg(value))
+
+    def lower_end(self, insn: Instruction) -> None:
+        ty = _BITS[insn.imm]
+        value = self.reg(insn.dst)
+        if ty is not I64:
+            value = self.b.trunc(value, ty)
+        swap = insn.opcode & CLASS_MASK == InsnClass.ALU64 or insn.opcode & SOURCE_MASK == Source.X
+        if swap and ty is not I8:
+            value = self.b.bswap(value)
+        self.set(insn.dst, value)
+
+    # -- jumps, calls, exit -----------------------------------------------------------
+    def lower_ja(self, insn: Instruction) -> None:
+        self.b.branch(self.target(slot_target(insn, self.pc)))
+
+    def lower_jump(self, insn: Instruction) -> None:
+        b = self.b
+        is32 = insn.opcode & CLASS_MASK == InsnClass.JMP32
+        a = self.reg(insn.dst)
+        if insn.opcode & SOURCE_MASK == Source.K:
+            c = I32(insn.imm & 0xFFFF_FFFF) if is32 else I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF)
+        else:
+            c = self.reg(insn.src)
+            if is32:
+                c = b.trunc(c, I32)
+        if is32:
+            a = b.trunc(a, I32)
+        op = insn.opcode & OPERATION_MASK
+        if op == JmpOp.JSET:
+            cond = b.icmp_unsigned("!=", b.and_(a, c), ir.Constant(a.type, 0))
+        else:
+            predicate, signed = CONDITIONS[op]
+            cond = (b.icmp_signed if signed else b.icmp_unsigned)(predicate, a, c)
+        b.cbranch(cond, self.target(slot_target(insn, self.pc)), self.target(self.pc + 1))
+
+    def lower_exit(self, insn: Instruction) -> None:
+        self.return_value(self.reg(0))
+
+    def lower_call(self, insn: Instruction) -> None:
+        if insn.src == CallKind.LOCAL:
+            self.call_local(slot_target(insn, self.pc))
+        elif insn.src == CallKind.HELPER:
+            if self.owner.helpers.get(insn.imm) is None:
+                blk = self.fn.append_basic_block(f"pc{self.pc}_unknown")
+                self.b.branch(blk)
+                self.b.position_at_end(blk)
+                mm.store_field(self.b, self.ctx, mm.F_ADDR, I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+                self.fault_here(mm.FAULT_UNKNOWN_HELPER, self.pc)
+                self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
+                return
+            self.call_helper(I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+        else:
+            blk = self.fn.append_basic_block(f"pc{self.pc}_kfunc")
+            self.b.branch(blk)
+            self.b.position_at_end(blk)
+            mm.store_field(self.b, self.ctx, mm.F_ADDR, I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+            self.fault_here(mm.FAULT_KFUNC, self.pc)
+            self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
+
+    def lower_callx(self, insn: Instruction) -> None:
+        self.call_helper(self.reg(insn.dst))
+
+    def call_local(self, target: int) -> None:
+        b = self.b
+        deeper = b.add(self.depth, I64(1))
+        self.fault_unless(b.icmp_unsigned("<", deeper, I64(MAX_FRAMES)), mm.FAULT_CALL_DEPTH)
+        self.store_budget()
+        r0 = b.call(self.owner.subs[target], [self.ctx, deeper] + [self.reg(r) for r in range(10)])
+        self.propagate_fault()
+        if self.checked:
+            b.store(mm.load_field(b, self.ctx, mm.F_BUDGET), self.budget)
+        self.set(0, r0)
+
+    def call_helper(self, helper_id: ir.Value) -> None:
+        b = self.b
+        self.owner.uses_helpers = True
+        self.store_budget()
+        mm.store_field(b, self.ctx, mm.F_PC, I64(self.pc))
+        mm.store_field(b, self.ctx, mm.F_EXTRA, I64(self.correction()))
+        r0 = b.call(self.owner.helper_fn, [self.ctx, I64(self.pc), self.depth, helper_id]
+                    + [self.reg(r) for r in range(1, 6)])
+        self.propagate_fault()
+        self.set(0, r0)
+
+    # -- memory --------------------------------------------------------------------------
+    def address(self, base: int, off: int, size: int, write: bool) -> ir.Value:
+        b = self.b
+        address = b.add(self.reg(base), I64(off & 0xFFFF_FFFF_FFFF_FFFF))
+        host, ok = mm.translate(b, self.regions, self.depth, address, size, self.checked)
+        if ok is not None:
+            self.fault_unless(ok, mm.FAULT_MEMORY, address=address, size=size, write=int(write))
+        return host
+
+    def lower_load(self, insn: Instruction, signed: bool = False) -> None:
+        size = SIZE_BYTES[insn.opcode & SIZE_MASK]
+        host = self.address(insn.src, insn.off, size, False)
+        value = self.b.load(host, typ=_TYPES[size], align=1)
+        if size < 8:
+            value = (self.b.sext if signed else self.b.zext)(value, I64)
+        self.set(insn.dst, value)
+
+    def lower_load_sx(self, insn: Instruction) -> None:
+        self.lower_load(insn, signed=True)
+
+    def _store(self, insn: Instruction, value: ir.Value) -> None:
+        size = SIZE_BYTES[insn.opcode & SIZE_MASK]
+        host = self.address(insn.dst, insn.off, size, True)
+        if size < 8:
+            value = self.b.trunc(value, _TYPES[size])
+        self.b.store(value, host, align=1)
+
+    def lower_store_imm(self, insn: Instruction) -> None:
+        self._store(insn, I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+
+    def lower_store_reg(self, insn: Instruction) -> None:
+        self._store(insn, self.reg(insn.src))
+
+    def lower_atomic(self, insn: Instruction) -> None:
+        b = self.b
+        size = SIZE_BYTES[insn.opcode & SIZE_MASK]
+        ty = _TYPES[size]
+        host = self.address(insn.dst, insn.off, size, True)
+        src = self.reg(insn.src)
+        if size == 4:
+            src = b.trunc(src, ty)
+        if insn.imm == AtomicOp.CMPXCHG:
+            expected = self.reg(0)
+            if size == 4:
+                expected = b.trunc(expected, ty)
+            pair = b.cmpxchg(host, expected, src, "seq_cst", "seq_cst")
+            self.set(0, b.extract_value(pair, 0))
+            return
+        op = ATOMIC_RMW[insn.imm & ~ATOMIC_FETCH] if insn.imm != AtomicOp.XCHG else "xchg"
+        old = b.atomic_rmw(op, host, src, "seq_cst")
+        if insn.imm & ATOMIC_FETCH:
+            self.set(insn.src, old)
+
+    def lower_lddw(self, insn: Instruction) -> None:
+        tail = self.program[self.pc + 1]
+        if insn.src == LddwSource.IMM64:
+            self.set(insn.dst, I64(lddw_value(insn, tail)))
+        elif insn.src == LddwSource.FUNC:
+            self.set(insn.dst, I64(code_address(slot_target(insn, self.pc))))
+        else:
+            blk = self.fn.append_basic_block(f"pc{self.pc}_pseudo")
+            self.b.branch(blk)
+            self.b.position_at_end(blk)
+            self.fault_here(mm.FAULT_UNRESOLVED, self.pc)
+            self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
+
+    def lower_ld_packet(self, insn: Instruction) -> None:
+        """LD_ABS/LD_IND: r0 = big-endian bytes at the 32-bit signed offset of the
+        input memory, or return 0 from the current function when out of bounds."""
+        b = self.b
+        size = SIZE_BYTES[insn.opcode & SIZE_MASK]
+        offset = I32(insn.imm & 0xFFFF_FFFF)
+        if FORMS[insn.opcode].kind is Kind.LD_IND:
+            offset = b.add(b.trunc(self.reg(insn.src), I32), offset)
+        offset = b.sext(offset, I64)
+        ok = b.and_(b.icmp_signed(">=", offset, I64(0)),
+                    b.icmp_signed("<=", b.add(offset, I64(size)), self.regions.mem_len))
+        good = self.fn.append_basic_block(f"pc{self.pc}_in")
+        bad = self.fn.append_basic_block(f"pc{self.pc}_out")
+        b.cbranch(ok, good, bad)
+        b.position_at_end(bad)
+        self.return_value(I64(0))
+        b.position_at_end(good)
+        value = b.load(b.gep(self.regions.mem, [offset], source_etype=I8), typ=_TYPES[size], align=1)
+        if size > 1:
+            value = b.bswap(value)
+        self.set(0, value)
+
+
+ATOMIC_RMW = {AtomicOp.ADD: "add", AtomicOp.OR: "or", AtomicOp.AND: "and", AtomicOp.XOR: "xor"}
+
+CONDITIONS = {
+    JmpOp.JEQ: ("==", False), JmpOp.JNE: ("!=", False),
+    JmpOp.JGT: (">", False), JmpOp.JGE: (">=", False), JmpOp.JLT: ("<", False), JmpOp.JLE: ("<=", False),
+    JmpOp.JSGT: (">", True), JmpOp.JSGE: (">=", True), JmpOp.JSLT: ("<", True), JmpOp.JSLE: ("<=", True),
+}
+
+L = FunctionLowering
+_COMMON = {
+    (AluOp.ADD, 0): L.add, (AluOp.SUB, 0): L.sub, (AluOp.MUL, 0): L.mul,
+    (AluOp.DIV, 0): L.div, (AluOp.DIV, _SIGNED): L.sdiv, (AluOp.MOD, 0): L.mod, (AluOp.MOD, _SIGNED): L.smod,
+    (AluOp.OR, 0): L.or_, (AluOp.AND, 0): L.and_, (AluOp.XOR, 0): L.xor,
+    (AluOp.LSH, 0): L.lsh, (AluOp.RSH, 0): L.rsh, (AluOp.ARSH, 0): L.arsh, (AluOp.MOV, 0): L.mov,
+}
+# Operands are i64 (ALU64) or the low i32 halves (ALU, zero-extended by ``set``).
+ALU64: dict[tuple[int, int], Callable] = {**_COMMON, (AluOp.MOV, 8): L._movsx(None, 8),
+                                          (AluOp.MOV, 16): L._movsx(None, 16), (AluOp.MOV, 32): L._movsx(None, 32)}
+ALU32: dict[tuple[int, int], Callable] = {**_COMMON, (AluOp.MOV, 8): L._movsx(None, 8),
+                                          (AluOp.MOV, 16): L._movsx(None, 16)}
+
+KIND_LOWERING: dict[Kind, Callable[[FunctionLowering, Instruction], None]] = {
+    Kind.ALU: L.lower_alu, Kind.NEG: L.lower_neg, Kind.END: L.lower_end,
+    Kind.JA: L.lower_ja, Kind.JUMP: L.lower_jump, Kind.CALL: L.lower_call, Kind.CALLX: L.lower_callx,
+    Kind.EXIT: L.lower_exit, Kind.LOAD: L.lower_load, Kind.LOAD_SX: L.lower_load_sx,
+    Kind.STORE_IMM: L.lower_store_imm, Kind.STORE_REG: L.lower_store_reg, Kind.ATOMIC: L.lower_atomic,
+    Kind.LDDW: L.lower_lddw, Kind.LD_ABS: L.lower_ld_packet, Kind.LD_IND: L.lower_ld_packet,
+}
+
+
+def lower_program(program: Program, *, checked: bool, helpers: HelperRegistry) -> ModuleLowering:
+    lowering = ModuleLowering(program, checked=checked, helpers=helpers)
+    lowering.lower()
+    return lowering

@@ -1,0 +1,130 @@
+"""How native loads and stores reach the program's regions.
+
+Registers hold the interpreter's fake addresses (``ebpfvm.memory``): r1 =
+``MEM_BASE``, r10 = top of stack frame ``depth`` and so on, because programs
+may return, compare or print them. Every access therefore translates a fake
+address to host memory. The translation never turns an integer into a
+pointer (no ``inttoptr``/``ptrtoint`` anywhere): the host address is always
+a ``getelementptr`` from a real base pointer loaded from the run context
+(the input memory buffer, or the stack buffer holding all eight 512-byte
+frames contiguously, frame k at byte ``k * 512``). So LLVM never has to
+guess a pointer's provenance, and the loop-optimisation miscompile of
+``inttoptr`` round trips cannot arise.
+
+For an address ``a`` (an i64)::
+
+    u  = a - stack_frame_base(7)        # the 8 stack windows, 64 KiB apart
+    in_stack = u <u 8 * STACK_STRIDE
+    k  = 7 - (u >> 16)                  # frame index, 0 = main program
+    w  = u & 0xffff                     # offset inside the frame's window
+    host = in_stack ? stack + (k & 7) * 512 + w : mem + (a - MEM_BASE)
+
+``checked`` mode adds the bounds check and branches to a fault exit::
+
+    ok = in_stack ? (w <= 512 - size) & (k <= depth)       # frames deeper than
+                  : (mem_len >= size) & (a - MEM_BASE <= mem_len - size)  # the running one are unmapped
+
+``trusted`` mode (verifier-accepted programs) keeps only the select. When the
+base register is r10 of the main program, or any register LLVM can prove to
+be a constant offset from it, the whole translation constant-folds to a GEP
+from the stack buffer; for the input memory it is a subtraction, compares
+and a select.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from llvmlite import ir
+
+from ebpfvm.memory import MEM_BASE, STACK_SIZE, STACK_STRIDE, stack_frame_base
+
+MAX_FRAMES = 8
+STACK_LOW = stack_frame_base(MAX_FRAMES - 1)
+STACK_BYTES = MAX_FRAMES * STACK_SIZE
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I16 = ir.IntType(16)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+
+
+class Ctx(ctypes.Structure):
+    """The run context shared by Python and native code (one per run)."""
+
+    _fields_ = [
+        ("mem", ctypes.c_void_p),        # 0: host address of the input memory (or NULL)
+        ("mem_len", ctypes.c_uint64),    # 1
+        ("stack", ctypes.c_void_p),      # 2: 8 frames * 512 bytes
+        ("budget", ctypes.c_int64),      # 3: instructions left (checked mode)
+        ("fault_kind", ctypes.c_uint64),  # 4: FAULT_* (0 = none)
+        ("fault_pc", ctypes.c_uint64),   # 5
+        ("fault_addr", ctypes.c_uint64),  # 6
+        ("fault_size", ctypes.c_uint64),  # 7
+        ("fault_write", ctypes.c_uint64),  # 8
+        ("fault_extra", ctypes.c_int64),  # 9: see FAULT_* (budget correction, helper id...)
+        ("fault_depth", ctypes.c_uint64),  # 10
+    ]
+
+
+CTX_TYPE = ir.LiteralStructType([PTR, I64, PTR] + [I64] * 8)
+F_MEM, F_MEM_LEN, F_STACK, F_BUDGET, F_KIND, F_PC, F_ADDR, F_SIZE, F_WRITE, F_EXTRA, F_DEPTH = range(11)
+
+FAULT_NONE = 0
+FAULT_MEMORY = 1  # pc, addr, size, write, depth; extra = budget correction
+FAULT_BUDGET = 2  # pc = first slot of the block; extra = instructions that were left
+FAULT_CALL_DEPTH = 3  # pc; extra = correction
+FAULT_HELPER = 4  # pc; extra = correction; the exception is in the side channel
+FAULT_FELL_OFF = 5
+FAULT_UNRESOLVED = 6  # pc (an lddw with a pseudo source this run cannot resolve)
+FAULT_KFUNC = 7  # pc
+FAULT_UNKNOWN_HELPER = 8  # pc; addr = helper id; extra = correction
+
+
+def field_ptr(builder: ir.IRBuilder, ctx: ir.Value, index: int) -> ir.Value:
+    return builder.gep(ctx, [I32(0), I32(index)], inbounds=True, source_etype=CTX_TYPE)
+
+
+def load_field(builder: ir.IRBuilder, ctx: ir.Value, index: int, typ: ir.Type = I64) -> ir.Value:
+    return builder.load(field_ptr(builder, ctx, index), typ=typ)
+
+
+def store_field(builder: ir.IRBuilder, ctx: ir.Value, index: int, value: ir.Value) -> None:
+    builder.store(value, field_ptr(builder, ctx, index))
+
+
+class Regions:
+    """The base pointers a function reads once at entry."""
+
+    def __init__(self, builder: ir.IRBuilder, ctx: ir.Value) -> None:
+        self.mem = load_field(builder, ctx, F_MEM, PTR)
+        self.mem_len = load_field(builder, ctx, F_MEM_LEN)
+        self.stack = load_field(builder, ctx, F_STACK, PTR)
+
+    def frame(self, builder: ir.IRBuilder, depth: ir.Value) -> ir.Value:
+        """Host pointer of frame ``depth``'s 512 bytes."""
+        return builder.gep(self.stack, [builder.mul(depth, I64(STACK_SIZE))], source_etype=I8)
+
+
+def translate(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, address: ir.Value,
+              size: int, checked: bool) -> tuple[ir.Value, ir.Value | None]:
+    """``(host pointer, ok)`` for an access of ``size`` bytes at fake ``address``;
+    ``ok`` is None in trusted mode."""
+    u = builder.sub(address, I64(STACK_LOW))
+    in_stack = builder.icmp_unsigned("<", u, I64(MAX_FRAMES * STACK_STRIDE))
+    k = builder.sub(I64(MAX_FRAMES - 1), builder.lshr(u, I64(16)))
+    w = builder.and_(u, I64(STACK_STRIDE - 1))
+    frame_off = builder.add(builder.shl(builder.and_(k, I64(MAX_FRAMES - 1)), I64(9)), w)
+    stack_ptr = builder.gep(regions.stack, [frame_off], source_etype=I8)
+    m = builder.sub(address, I64(MEM_BASE))
+    mem_ptr = builder.gep(regions.mem, [m], source_etype=I8)
+    host = builder.select(in_stack, stack_ptr, mem_ptr)
+    if not checked:
+        return host, None
+    ok_stack = builder.and_(builder.icmp_unsigned("<=", w, I64(STACK_SIZE - size)),
+                            builder.icmp_unsigned("<=", k, depth))
+    ok_mem = builder.and_(builder.icmp_unsigned(">=", regions.mem_len, I64(size)),
+                          builder.icmp_unsigned("<=", m, builder.sub(regions.mem_len, I64(size))))
+    return host, builder.select(in_stack, ok_stack, ok_mem)

@@ -1,0 +1,259 @@
+"""``JitProgram``: compiled native code plus the Python side of a run.
+
+A run allocates the input memory as a ``bytearray`` (the native code gets
+its address), points the context at it and at the JIT's stack buffer (8
+frames x 512 bytes), calls ``bpf_main`` through ctypes and turns a fault the
+native code reported into the interpreter's exception.
+
+Helper calls go through one process-wide ctypes callback
+(``ebpfvm_jit_helper``, registered with LLVM by name). It finds the running
+``JitProgram`` by the context address, presents a ``Machine`` whose memory
+map shows the very same buffers (input memory, stack frames 0..depth) to the
+helper implementation from the registry, and returns r0. Any exception is
+caught there, parked in the run's side channel, and the callback returns 0
+with ``fault_kind = FAULT_HELPER``; the native code returns and ``run``
+re-raises the exception in Python. The callback object lives at module level
+for the life of the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ebpfvm.errors import BudgetExhausted, CallDepthExceeded, MemoryFault, ProgramFault, UnknownHelper
+from ebpfvm.helpers.defaults import shared_default_registry
+from ebpfvm.helpers.env import HelperEnv
+from ebpfvm.helpers.registry import HelperRegistry
+from ebpfvm.interp.faults import FellOffEnd, UnresolvedPseudo, UnsupportedInstruction
+from ebpfvm.interp.machine import DEFAULT_BUDGET, MEM_REGION, Machine
+from ebpfvm.memory import MEM_BASE, STACK_SIZE, MemoryMap, Region, stack_frame_base, stack_frame_name
+from ebpfvm.program import Program
+
+from . import engine
+from . import memory as mm
+from .lowering import HELPER_SYMBOL, MAIN, RUN_MANY, lower_program
+
+MASK64 = (1 << 64) - 1
+MODES = ("checked", "trusted")
+
+_HELPER_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
+                                 ctypes.c_uint64, *([ctypes.c_uint64] * 5))
+_MAIN_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+_RUN_MANY_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                                   ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64)
+
+# ctx address -> the _Run in progress (helpers find their run through it).
+_RUNS: dict[int, "_Run"] = {}
+
+
+def _helper_trampoline(ctx: int, pc: int, depth: int, helper_id: int,
+                       r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    run = _RUNS.get(ctx)
+    try:
+        if run is None:
+            raise RuntimeError("JIT helper callback without a run in progress")
+        return run.call_helper(pc, depth, helper_id, r1, r2, r3, r4, r5)
+    except BaseException as exc:  # noqa: BLE001 - nothing may escape into native code
+        if run is not None:
+            run.exception = exc
+        ctypes.cast(ctx, ctypes.POINTER(mm.Ctx)).contents.fault_kind = mm.FAULT_HELPER
+        return 0
+
+
+_TRAMPOLINE = _HELPER_PROTO(_helper_trampoline)  # kept alive for the life of the process
+engine.add_symbol(HELPER_SYMBOL, ctypes.cast(_TRAMPOLINE, ctypes.c_void_p).value)
+
+
+@dataclass(frozen=True)
+class JitResult:
+    """``r0``; ``executed`` (checked mode: instructions executed, lddw once,
+    equal to the interpreter's count; trusted mode: None, nothing is counted);
+    ``mem``: the input memory after the run."""
+
+    r0: int
+    executed: int | None
+    mem: bytes
+
+
+class _Run:
+    """The Python side of one run: buffers, the helper machine, the side channel."""
+
+    def __init__(self, jit: "JitProgram", mem: bytes) -> None:
+        self.jit = jit
+        self.data = bytearray(mem)
+        self.exception: BaseException | None = None
+
+    def call_helper(self, pc: int, depth: int, helper_id: int, *args: int) -> int:
+        jit = self.jit
+        helper = jit.helpers.get(helper_id)
+        if helper is None:
+            raise UnknownHelper(pc, helper_id)
+        m = jit.machine
+        jit.map_regions(m.memory, self.data, depth)
+        m.pc = pc
+        return helper.fn(m, *args) & MASK64
+
+
+class JitProgram:
+    """A program compiled to native code. ``run`` and ``run_many`` execute it."""
+
+    def __init__(self, program: Program, *, mode: str = "checked", opt_level: int = 2,
+                 helpers: HelperRegistry | None = None, env: HelperEnv | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        program.check()
+        self.program = program
+        self.mode = mode
+        self.checked = mode == "checked"
+        self.opt_level = opt_level
+        self.helpers = helpers if helpers is not None else shared_default_registry()
+        lowering = lower_program(program, checked=self.checked, helpers=self.helpers)
+        self.blocks = lowering.blocks
+        self.uses_helpers = lowering.uses_helpers
+        ir_text = str(lowering.module)
+        key = engine.cache_key(program.to_bytes(), mode, opt_level, id(self.helpers), ir_text)
+        self.compiled = engine.compile_ir(key, ir_text, [MAIN, RUN_MANY], opt_level)
+        self._main = _MAIN_PROTO(self.compiled.addresses[MAIN])
+        self._run_many = _RUN_MANY_PROTO(self.compiled.addresses[RUN_MANY])
+        self.machine = Machine(program, self.helpers, env if env is not None else HelperEnv())
+        self._stack = bytearray(mm.STACK_BYTES)
+        self._stack_view = (ctypes.c_char * mm.STACK_BYTES).from_buffer(self._stack)
+        frames = memoryview(self._stack)
+        self._stack_regions = []
+        for k in range(mm.MAX_FRAMES):
+            region = Region(stack_frame_name(k), stack_frame_base(k), bytearray(STACK_SIZE))
+            region.data = frames[k * STACK_SIZE:(k + 1) * STACK_SIZE]  # the native frame itself
+            self._stack_regions.append(region)
+        self.ctx = mm.Ctx()
+        self.ctx.stack = ctypes.addressof(self._stack_view)
+
+    # -- texts ----------------------------------------------------------------
+    @property
+    def llvm_ir(self) -> str:
+        """The IR as lowered (before optimisation)."""
+        return self.compiled.llvm_ir
+
+    @property
+    def optimized_ir(self) -> str:
+        return self.compiled.optimized_ir
+
+    @property
+    def assembly(self) -> str:
+        return self.compiled.assembly
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.compiled.compile_seconds
+
+    # -- regions as the interpreter would have them ----------------------------------
+    def map_regions(self, memory: MemoryMap, data: bytearray, depth: int) -> None:
+        for region in list(memory):
+            memory.remove_region(region)
+        if data:
+            memory.add_region(MEM_REGION, MEM_BASE, data)
+        for k in range(depth + 1):
+            memory.add(self._stack_regions[k])
+
+    # -- running ---------------------------------------------------------------------
+    def run(self, mem: bytes = b"", budget: int = DEFAULT_BUDGET) -> JitResult:
+        run = _Run(self, mem)
+        ctx = self.ctx
+        n = len(run.data)
+        view = (ctypes.c_char * n).from_buffer(run.data) if n else None
+        ctx.mem = ctypes.addressof(view) if view is not None else None
+        ctx.mem_len = n
+        ctx.budget = budget
+        ctx.fault_kind = 0
+        address = ctypes.addressof(ctx)
+        if self.uses_helpers:
+            self.machine.env.begin_run()
+            _RUNS[address] = run
+        try:
+            r0 = self._main(address, MEM_BASE if n else 0, n)
+        finally:
+            _RUNS.pop(address, None)
+        del view
+        if ctx.fault_kind:
+            raise self._fault(run, budget)
+        executed = budget - ctx.budget if self.checked else None
+        return JitResult(r0=r0 & MASK64, executed=executed, mem=bytes(run.data))
+
+    def run_many(self, mems: np.ndarray, budget: int = DEFAULT_BUDGET) -> np.ndarray:
+        """Run once per row of ``mems`` (shape (n, size), uint8, C-contiguous) in
+        one native call; returns the r0 values (uint64). Each row is the input
+        memory of its run and holds that memory after the run (in place: pass
+        a copy to keep the inputs). A fault raises like ``run`` with
+        ``fault.index`` = the row. Programs that call helpers run row by row."""
+        mems = np.asarray(mems)
+        if mems.ndim != 2 or mems.dtype != np.uint8:
+            raise ValueError("run_many needs a 2-D uint8 array (one row per run)")
+        if not mems.flags.c_contiguous or not mems.flags.writeable:
+            raise ValueError("run_many needs a writeable C-contiguous array")
+        count, size = mems.shape
+        out = np.zeros(count, dtype=np.uint64)
+        if self.uses_helpers:
+            for i in range(count):
+                result = self.run(mems[i].tobytes(), budget)
+                mems[i] = np.frombuffer(result.mem, dtype=np.uint8)
+                out[i] = result.r0
+            return out
+        ctx = self.ctx
+        ctx.fault_kind = 0
+        done = self._run_many(ctypes.addressof(ctx), mems.ctypes.data, count, size, out.ctypes.data, budget)
+        if done != count:
+            run = _Run(self, mems[done].tobytes())
+            fault = self._fault(run, budget)
+            fault.index = done
+            raise fault
+        return out
+
+    # -- faults ------------------------------------------------------------------------
+    def _fault(self, run: _Run, budget: int) -> BaseException:
+        ctx = self.ctx
+        kind, pc = ctx.fault_kind, ctx.fault_pc
+        executed = budget - ctx.budget - ctx.fault_extra if self.checked else None
+        if kind == mm.FAULT_HELPER:
+            exc = run.exception or RuntimeError("helper failed without an exception")
+            if isinstance(exc, ProgramFault) and not hasattr(exc, "executed"):
+                exc.executed = executed
+            return exc
+        if kind == mm.FAULT_MEMORY:
+            memory = MemoryMap()
+            self.map_regions(memory, run.data, ctx.fault_depth)
+            fault: ProgramFault = memory.fault(ctx.fault_addr, ctx.fault_size, bool(ctx.fault_write), pc)
+        elif kind == mm.FAULT_BUDGET:
+            slots = self.blocks[pc].slots
+            left = ctx.fault_extra
+            fault = BudgetExhausted(slots[left] if 0 <= left < len(slots) else pc, budget)
+            executed = budget
+        elif kind == mm.FAULT_CALL_DEPTH:
+            fault = CallDepthExceeded(pc, mm.MAX_FRAMES)
+        elif kind == mm.FAULT_UNKNOWN_HELPER:
+            fault = UnknownHelper(pc, ctx.fault_addr)
+        elif kind == mm.FAULT_FELL_OFF:
+            fault = FellOffEnd(pc, len(self.program))
+        elif kind == mm.FAULT_UNRESOLVED:
+            head, tail = self.program[pc], self.program[pc + 1]
+            fault = UnresolvedPseudo(pc, head.src, head.imm, tail.imm)
+        elif kind == mm.FAULT_KFUNC:
+            fault = UnsupportedInstruction(pc, f"kfunc call (BTF id {self.program[pc].imm})")
+        else:
+            fault = ProgramFault(f"JIT reported unknown fault kind {kind}", pc)
+        fault.executed = executed
+        return fault
+
+
+def compile(program: Program | bytes, *, mode: str = "checked", opt_level: int = 2,
+            helpers: HelperRegistry | None = None, env: HelperEnv | None = None) -> JitProgram:
+    """Compile ``program`` to native code (cached by program, mode and level)."""
+    if not isinstance(program, Program):
+        program = Program.from_bytes(bytes(program))
+    return JitProgram(program, mode=mode, opt_level=opt_level, helpers=helpers, env=env)
+
+
+def run(program: Program | bytes, mem: bytes = b"", budget: int = DEFAULT_BUDGET, **options: Any) -> JitResult:
+    return compile(program, **options).run(mem, budget)
