@@ -69,6 +69,7 @@ class Workload:
     program: Program
     mem: bytes
     expected_r0: int
+    native: str = ""  # C version: file name under benchmarks/native/ (comparison suite)
 
 
 def sieve_stack(limit: int = 400, repeats: int = 200) -> Workload:
@@ -178,3 +179,387 @@ def _alu_mix_reference(iterations: int) -> int:
 
 
 WORKLOADS = {"sieve-stack": sieve_stack, "sieve-mem": sieve_mem, "alu-mix": alu_mix}
+
+
+# -- the comparison suite (python -m benchmarks): BPF asm + C in native/ --------------
+#
+# Each program follows the interpreter's convention (r1 = input memory, r2 =
+# its length, r0 = result) and is written so that the kernel verifier accepts
+# it once wrapped by ``ebpfvm.kernel.execute.wrap_for_kernel``: loop counters
+# are compared with the (constant) length, offsets are bounded, and every run
+# leaves the memory so that the next run computes the same r0 (repeat runs).
+
+def _asm(text: str, name: str):
+    from ebpfvm.asm import assemble
+    return assemble(text, source=name)
+
+
+SIEVE_ASM = """
+    mov %r6, %r1
+    mov %r7, %r2
+    mov %r1, 0
+clear:                          # the memory is the sieve: clear it first
+    mov %r3, %r6
+    add %r3, %r1
+    stb [%r3+0], 0
+    add %r1, 1
+    jlt %r1, %r7, clear
+    mov %r0, 0
+    mov %r1, 2
+next:
+    jge %r1, %r7, done
+    mov %r3, %r6
+    add %r3, %r1
+    ldxb %r3, [%r3+0]
+    jne %r3, 0, skip
+    add %r0, 1
+    mov %r4, %r1
+    mul %r4, %r1
+mark:
+    jge %r4, %r7, skip
+    mov %r3, %r6
+    add %r3, %r4
+    stb [%r3+0], 1
+    add %r4, %r1
+    ja mark
+skip:
+    add %r1, 1
+    ja next
+done:
+    exit
+"""
+
+MEMCPY_ASM = """
+    mov %r6, %r1                # src = mem[0, n)
+    mov %r8, %r2
+    rsh %r8, 2
+    and %r8, -8                 # n = len / 4 rounded down to 8 (no div: the
+                                # kernel verifier does not track division)
+    mov %r9, %r6
+    add %r9, %r8                # dst = mem[n, 2n)
+    mov %r7, %r9
+    add %r7, %r8                # set = mem[2n, 3n)
+    lddw %r5, 0x5a5a5a5a5a5a5a5a
+    mov %r0, 0
+    mov %r1, 0
+memset:
+    mov %r3, %r7
+    add %r3, %r1
+    stxdw [%r3+0], %r5
+    add %r1, 8
+    jlt %r1, %r8, memset
+    mov %r1, 0
+memcpy:
+    mov %r3, %r6
+    add %r3, %r1
+    ldxdw %r4, [%r3+0]
+    add %r0, %r4
+    mov %r3, %r9
+    add %r3, %r1
+    stxdw [%r3+0], %r4
+    add %r1, 8
+    jlt %r1, %r8, memcpy
+    exit
+"""
+
+CHECKSUM_ASM = """
+    mov %r6, %r1
+    mov %r7, %r2
+    and %r7, -2
+    mov %r0, 0
+    mov %r1, 0
+loop:
+    jge %r1, %r7, fold
+    mov %r3, %r6
+    add %r3, %r1
+    ldxh %r4, [%r3+0]
+    be16 %r4
+    add %r0, %r4
+    add %r1, 2
+    ja loop
+fold:
+    mov %r3, %r0
+    rsh %r3, 16
+    and %r0, 0xffff
+    add %r0, %r3
+    mov %r3, %r0
+    rsh %r3, 16
+    and %r0, 0xffff
+    add %r0, %r3
+    xor %r0, 0xffff
+    exit
+"""
+
+XDP_PARSE_ASM = """
+    mov %r6, %r1
+    mov %r7, %r2
+    mov %r0, 0
+    mov %r8, 0                  # slot offset: one packet per 128 bytes
+pkt:
+    jge %r8, %r7, done
+    mov %r9, %r6
+    add %r9, %r8
+    mov %r2, 1
+    ldxh %r3, [%r9+12]          # Ethernet type
+    be16 %r3
+    jne %r3, 0x0800, next
+    mov %r2, 2
+    ldxb %r3, [%r9+14]          # IPv4 version / IHL
+    mov %r4, %r3
+    rsh %r4, 4
+    jne %r4, 4, next
+    mov %r2, 3
+    and %r3, 0xf
+    jlt %r3, 5, next
+    mov %r2, 4
+    ldxb %r4, [%r9+23]          # protocol
+    jne %r4, 6, next
+    lsh %r3, 2                  # IPv4 header length
+    ldxw %r2, [%r9+26]          # saddr
+    ldxw %r4, [%r9+30]          # daddr
+    xor %r2, %r4
+    add %r9, %r3                # TCP header at r9 + 14
+    ldxw %r4, [%r9+14]          # ports
+    xor %r2, %r4
+    ldxb %r4, [%r9+27]          # TCP flags
+    lsh %r4, 32
+    xor %r2, %r4
+next:
+    mul %r0, 31
+    add %r0, %r2
+    add %r8, 128
+    ja pkt
+done:
+    exit
+"""
+
+COUNTER_ASM = """
+    mov %r6, %r1
+    mov %r7, %r2
+    and %r7, -4
+    mov %r1, 0
+zero:                           # 32 slots of (u32 key, u32 count) at fp-256
+    mov %r3, %r10
+    add %r3, %r1
+    stdw [%r3-256], 0
+    add %r1, 8
+    jlt %r1, 256, zero
+    mov %r8, 0
+key:
+    jge %r8, %r7, fold
+    mov %r3, %r6
+    add %r3, %r8
+    ldxw %r4, [%r3+0]
+    mov32 %r5, %r4
+    mul32 %r5, 0x9e3779b1
+    rsh32 %r5, 27               # slot = hash >> 27
+    mov %r9, 0
+probe:                          # fall-through = hit, so the kernel verifier's
+    jge %r9, 32, nextkey        # pending-branch stack stays short
+    mov %r1, %r5
+    lsh %r1, 3
+    mov %r3, %r10
+    add %r3, %r1
+    ldxw %r1, [%r3-256]
+    jne %r1, %r4, miss
+    ldxw %r1, [%r3-252]         # hit: count + 1
+    add %r1, 1
+    stxw [%r3-252], %r1
+nextkey:
+    add %r8, 4
+    ja key
+miss:
+    jne %r1, 0, again
+    stxw [%r3-256], %r4         # empty slot: insert with count 1
+    stw [%r3-252], 1
+    ja nextkey
+again:
+    add %r5, 1
+    and %r5, 31
+    add %r9, 1
+    ja probe
+fold:
+    mov %r0, 0
+    mov %r1, 0
+foldloop:
+    mov %r3, %r10
+    add %r3, %r1
+    ldxw %r4, [%r3-256]
+    ldxw %r5, [%r3-252]
+    mul %r4, %r5
+    mul %r0, 31
+    add %r0, %r4
+    add %r1, 8
+    jlt %r1, 256, foldloop
+    exit
+"""
+
+CALLS_ASM = """
+    mov %r6, %r1
+    mov %r7, %r2
+    mov %r8, 0
+    mov %r9, 0
+loop:
+    jge %r8, %r7, done
+    mov %r3, %r6
+    add %r3, %r8
+    ldxw %r1, [%r3+0]
+    call local f1
+    add %r9, %r0
+    add %r8, 4
+    ja loop
+done:
+    mov %r0, %r9
+    exit
+f1:                             # f2(x * 3 + 1) ^ x
+    stxdw [%r10-8], %r1
+    mul %r1, 3
+    add %r1, 1
+    call local f2
+    ldxdw %r1, [%r10-8]
+    xor %r0, %r1
+    exit
+f2:                             # f3(x ^ (x >> 3)) + 7
+    mov %r2, %r1
+    rsh %r2, 3
+    xor %r1, %r2
+    call local f3
+    add %r0, 7
+    exit
+f3:                             # f4(x + 0x1234) * 5
+    add %r1, 0x1234
+    call local f4
+    mul %r0, 5
+    exit
+f4:                             # (x << 7) ^ (x >> 11)
+    mov %r0, %r1
+    lsh %r0, 7
+    rsh %r1, 11
+    xor %r0, %r1
+    exit
+"""
+
+
+def _rng_bytes(n: int, seed: int) -> bytes:
+    import random
+    return random.Random(seed).randbytes(n)
+
+
+def _u32s(mem: bytes) -> list[int]:
+    return [int.from_bytes(mem[i:i + 4], "little") for i in range(0, len(mem) - 3, 4)]
+
+
+def sieve(limit: int = 2000) -> Workload:
+    return Workload("sieve", f"clear a {limit}-byte memory, count primes below {limit}",
+                    _asm(SIEVE_ASM, "sieve"), bytes(limit), _count_primes(limit), "sieve.c")
+
+
+def memcpy(size: int = 16384) -> Workload:
+    mem = _rng_bytes(size, 2)
+    n = (size // 4) & ~7
+    expected = sum(int.from_bytes(mem[i:i + 8], "little") for i in range(0, n, 8)) & MASK64
+    return Workload("memcpy", f"memset {n} B + memcpy {n} B in 8-byte words",
+                    _asm(MEMCPY_ASM, "memcpy"), mem, expected, "memcpy.c")
+
+
+def internet_checksum(data: bytes) -> int:
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data) & ~1, 2))
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return total ^ 0xFFFF
+
+
+def checksum(size: int = 1500) -> Workload:
+    mem = _rng_bytes(size, 3)
+    return Workload("checksum", f"internet checksum over a {size}-byte packet",
+                    _asm(CHECKSUM_ASM, "checksum"), mem, internet_checksum(mem), "checksum.c")
+
+
+def _packets(count: int, seed: int = 4) -> bytes:
+    """``count`` 128-byte slots: mostly IPv4/TCP with 0-3 option words, some
+    UDP, IPv6, ARP and a bad IHL, so that every parser exit is taken."""
+    import random
+    rng = random.Random(seed)
+    out = bytearray()
+    for k in range(count):
+        slot = bytearray(rng.randbytes(128))
+        kind = rng.random()
+        ethertype = 0x86DD if kind < 0.08 else 0x0806 if kind < 0.12 else 0x0800
+        slot[12:14] = ethertype.to_bytes(2, "big")
+        ihl = 2 if 0.12 <= kind < 0.15 else rng.randrange(5, 9)
+        slot[14] = 0x40 | ihl
+        slot[23] = 17 if 0.15 <= kind < 0.3 else 6
+        out += slot
+    return bytes(out)
+
+
+def _parse_reference(mem: bytes) -> int:
+    h = 0
+    for base in range(0, len(mem), 128):
+        p = mem[base:base + 128]
+        if int.from_bytes(p[12:14], "big") != 0x0800:
+            v = 1
+        elif p[14] >> 4 != 4:
+            v = 2
+        elif p[14] & 0xF < 5:
+            v = 3
+        elif p[23] != 6:
+            v = 4
+        else:
+            t = 14 + (p[14] & 0xF) * 4
+            word = lambda o: int.from_bytes(p[o:o + 4], "little")  # noqa: E731
+            v = (word(26) ^ word(30) ^ word(t)) ^ (p[t + 13] << 32)
+        h = (h * 31 + v) & MASK64
+    return h
+
+
+def xdp_parse(count: int = 64) -> Workload:
+    mem = _packets(count)
+    return Workload("xdp-parse", f"Ethernet/IPv4/TCP parse of {count} packets (128-byte slots)",
+                    _asm(XDP_PARSE_ASM, "xdp-parse"), mem, _parse_reference(mem), "xdp_parse.c")
+
+
+def _counter_reference(mem: bytes) -> int:
+    table = [[0, 0] for _ in range(32)]
+    for key in _u32s(mem):
+        h = ((key * 0x9E3779B1) & 0xFFFF_FFFF) >> 27
+        for _ in range(32):
+            if table[h][0] == key:
+                table[h][1] += 1
+                break
+            if table[h][0] == 0:
+                table[h] = [key, 1]
+                break
+            h = (h + 1) & 31
+    r = 0
+    for key, count in table:
+        r = (r * 31 + key * count) & MASK64
+    return r
+
+
+def counter(keys: int = 512, distinct: int = 20) -> Workload:
+    import random
+    rng = random.Random(5)
+    pool = [rng.randrange(1, 1 << 32) for _ in range(distinct)]
+    mem = b"".join(rng.choice(pool).to_bytes(4, "little") for _ in range(keys))
+    return Workload("counter", f"{keys} u32 keys ({distinct} distinct) counted in a 32-slot "
+                    "open-addressing table on the stack", _asm(COUNTER_ASM, "counter"), mem,
+                    _counter_reference(mem), "counter.c")
+
+
+def _calls_reference(mem: bytes) -> int:
+    def f4(x): return ((x << 7) ^ (x >> 11)) & MASK64
+    def f3(x): return (f4((x + 0x1234) & MASK64) * 5) & MASK64
+    def f2(x): return (f3(x ^ (x >> 3)) + 7) & MASK64
+    def f1(x): return f2((x * 3 + 1) & MASK64) ^ x
+    return sum(f1(x) for x in _u32s(mem)) & MASK64
+
+
+def calls(items: int = 512) -> Workload:
+    mem = _rng_bytes(items * 4, 6)
+    return Workload("calls", f"{items} u32s each through a 4-deep bpf-to-bpf call chain",
+                    _asm(CALLS_ASM, "calls"), mem, _calls_reference(mem), "calls.c")
+
+
+COMPARE_WORKLOADS = {"sieve": sieve, "memcpy": memcpy, "checksum": checksum, "xdp-parse": xdp_parse,
+                     "counter": counter, "calls": calls}
