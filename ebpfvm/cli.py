@@ -163,12 +163,13 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if is_elf_file(args.file):
         if args.mem is not None or args.mem_file is not None:
             raise InputFileError(args.file, "--mem/--mem-file are for bytecode; give an object --packet or --ctx")
-        if args.engine == "jit":
-            raise InputFileError(args.file, "--engine jit runs bytecode, assembler and .data files, not objects (yet)")
+        if args.engine == "jit" and args.trace:
+            raise InputFileError(args.file, "--trace needs --engine interp (native code is not traced)")
         from .runtime.cli_run import run_object_command
 
         return run_object_command(args.file, section=args.section, program=args.program, packet=args.packet,
-                                  ctx=args.ctx, maps=args.map, budget=args.budget, trace=args.trace, out=out)
+                                  ctx=args.ctx, maps=args.map, budget=args.budget, trace=args.trace, out=out,
+                                  engine=args.engine)
     if object_only:
         raise InputFileError(args.file, f"{', '.join(object_only)}: only for ELF objects")
     if args.engine == "jit" and args.trace:

@@ -6,6 +6,14 @@
     jit.run_many(np.zeros((n, size), np.uint8)) # r0 of every row, one native call
     jit.llvm_ir, jit.optimized_ir, jit.assembly
 
+Real programs (maps, helpers, contexts, packets) run through the runtime:
+``Runtime.run(prog, packet=..., engine="jit")`` / ``ebpfvm run OBJ.o --engine
+jit`` (``runtime_glue``: lddw map pseudo sources resolved at compile time to
+the interpreter's numbers, map values/packet/stack reached natively, context
+fields and faults through a callback into the run's ``MemoryMap``, array
+lookups inlined; tail calls, bpf_loop, for_each and tracing fall back to the
+interpreter with ``Runtime.fallback_reason``).
+
 Modules: ``cfg`` (blocks, subprogram entries), ``lowering`` (one method per
 operation, dispatched by instruction kind), ``memory`` (fake address ->
 host memory, bounds checks, the run context), ``engine`` (target machine,

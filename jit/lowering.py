@@ -59,6 +59,9 @@ from .cfg import Block, build_blocks, call_targets, reachable
 from .memory import I1, I8, I16, I32, I64, PTR
 
 HELPER_SYMBOL = "ebpfvm_jit_helper"
+MEMORY_SYMBOL = "ebpfvm_jit_memory"
+# Slow-path memory operations (runtime mode): ``op`` = size | kind << 8 | atomic imm << 16.
+SLOW_LOAD, SLOW_STORE, SLOW_ATOMIC = 0, 1, 2
 MAIN = "bpf_main"
 RUN_MANY = "bpf_run_many"
 MAX_FRAMES = mm.MAX_FRAMES
@@ -74,14 +77,24 @@ def sub_name(entry: int) -> str:
 class ModuleLowering:
     """Lowers a whole program into one LLVM module."""
 
-    def __init__(self, program: Program, *, checked: bool, helpers: HelperRegistry) -> None:
+    def __init__(self, program: Program, *, checked: bool, helpers: HelperRegistry,
+                 resolve_pseudo: Callable | None = None, runtime: bool = False,
+                 maps_by_handle: dict | None = None) -> None:
         self.program = program
+        self.maps_by_handle = maps_by_handle or {}
+        self.r10_pristine = not any(_writes_r10(insn) for insn in program)
+        self.inlined_lookups = 0
         self.checked = checked
         self.helpers = helpers
+        self.resolve_pseudo = resolve_pseudo
+        self.runtime = runtime
         self.blocks = build_blocks(program)
         self.module = ir.Module(name="ebpf")
         helper_ty = ir.FunctionType(I64, [PTR, I64, I64, I64] + [I64] * 5)
         self.helper_fn = ir.Function(self.module, helper_ty, HELPER_SYMBOL)
+        if runtime:
+            memory_ty = ir.FunctionType(I64, [PTR, I64, I64, I64, I64, I64, I64])
+            self.memory_fn = ir.Function(self.module, memory_ty, MEMORY_SYMBOL)
         self.memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
         self.memcpy = None
         self.uses_helpers = False
@@ -151,22 +164,33 @@ class FunctionLowering:
         self.pc = 0
         self.block: Block | None = None
         self.index = 0  # position of the current instruction in its block
+        # One shared exit block per fault kind, its data arriving through phis
+        # (fewer blocks and instructions than an exit per access: compile time).
+        self.values: dict[int, ir.Value] = {}
+        self.shared: dict[int, tuple[ir.Block, list[tuple[int, ir.PhiInstr]]]] = {}
 
     # -- registers ------------------------------------------------------------
+    # Within one BPF block every register's latest value is reused instead of
+    # reloaded (all LLVM blocks a BPF block becomes are dominated by its start),
+    # which halves the IR mem2reg would otherwise clean up.
     def reg(self, r: int) -> ir.Value:
-        return self.b.load(self.regs[r], typ=I64)
+        value = self.values.get(r)
+        if value is None:
+            value = self.values[r] = self.b.load(self.regs[r], typ=I64)
+        return value
 
     def set(self, r: int, value: ir.Value) -> None:
         if value.type != I64:
             value = self.b.zext(value, I64)
         self.b.store(value, self.regs[r])
+        self.values[r] = value
 
     def lower(self) -> None:
         b = self.b
         self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
         self.budget = b.alloca(I64, name="budget")
         self.regions = mm.Regions(b, self.ctx)
-        frame = self.regions.frame(b, self.depth)
+        frame = self.frame = self.regions.frame(b, self.depth)
         b.call(self.owner.memset, [frame, I8(0), I64(STACK_SIZE), I1(0)])
         args = self.fn.args
         if self.is_main:
@@ -196,28 +220,56 @@ class FunctionLowering:
             return block
         return self.llvm_blocks[pc]
 
+    def shared_exit(self, kind: int, fields: tuple[int, ...]) -> tuple[ir.Block, list[ir.PhiInstr]]:
+        """The function's one exit block for ``kind``: stores the budget, the
+        phis of ``fields`` (filled by each branch to it), the depth and kind."""
+        found = self.shared.get(kind)
+        if found is None:
+            block = self.fn.append_basic_block(f"fault{kind}")
+            with self.b.goto_block(block):
+                phis = [self.b.phi(I64) for _ in fields]
+                self.store_budget()
+                for index, phi in zip(fields, phis):
+                    mm.store_field(self.b, self.ctx, index, phi)
+                mm.store_field(self.b, self.ctx, mm.F_DEPTH, self.depth)
+                mm.store_field(self.b, self.ctx, mm.F_KIND, I64(kind))
+                self.b.ret(I64(0))
+            found = self.shared[kind] = (block, phis)
+        return found
+
+    def branch_to_exit(self, cond_bad: ir.Value, kind: int, fields: tuple[int, ...], values: list) -> None:
+        """``if cond_bad: exit(kind, values)`` through the shared block."""
+        block, phis = self.shared_exit(kind, fields)
+        here = self.b.block
+        for phi, value in zip(phis, values):
+            phi.add_incoming(value, here)
+        good = self.fn.append_basic_block(f"pc{self.pc}_ok")
+        self.b.cbranch(cond_bad, block, good)
+        self.b.position_at_end(good)
+
     def lower_block(self, block: Block) -> None:
         b = self.b
         self.block = block
         b.position_at_end(self.llvm_blocks[block.start])
+        self.values = {}
         if self.checked:
             left = b.load(self.budget, typ=I64)
             after = b.sub(left, I64(block.length))
-            ok = self.fn.append_basic_block(f"L{block.start}_go")
-            out = self.fn.append_basic_block(f"L{block.start}_budget")
-            b.cbranch(b.icmp_signed("<", after, I64(0)), out, ok)
-            b.position_at_end(out)
-            self.store_budget()
-            mm.store_field(b, self.ctx, mm.F_PC, I64(block.start))
-            mm.store_field(b, self.ctx, mm.F_EXTRA, left)
-            mm.store_field(b, self.ctx, mm.F_KIND, I64(mm.FAULT_BUDGET))
-            b.ret(I64(0))
-            b.position_at_end(ok)
+            self.branch_to_exit(b.icmp_signed("<", after, I64(0)), mm.FAULT_BUDGET, (mm.F_PC, mm.F_EXTRA),
+                                [I64(block.start), left])
             b.store(after, self.budget)
+        self.r1_map = None  # the map whose handle r1 holds (lddw map_fd r1 earlier in this block)
         for index, pc in enumerate(block.slots):
             self.pc, self.index = pc, index
             insn = self.program[pc]
-            KIND_LOWERING[FORMS[insn.opcode].kind](self, insn)
+            kind = FORMS[insn.opcode].kind
+            KIND_LOWERING[kind](self, insn)
+            if kind is Kind.LDDW and insn.dst == 1 and insn.src in (LddwSource.MAP_FD, LddwSource.MAP_IDX):
+                handle = self._resolve(insn, self.program[pc + 1])
+                found = self.owner.maps_by_handle.get(handle)
+                self.r1_map = (handle, found) if found is not None else None
+            elif insn.dst == 1 or kind in (Kind.CALL, Kind.CALLX, Kind.ATOMIC, Kind.LDDW):
+                self.r1_map = None
         if not b.block.is_terminated:
             b.branch(self.target(block.successors[0]))
 
@@ -387,6 +439,8 @@ class FunctionLowering:
                 self.fault_here(mm.FAULT_UNKNOWN_HELPER, self.pc)
                 self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
                 return
+            if insn.imm == 1 and self.inline_array_lookup():
+                return
             self.call_helper(I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
         else:
             blk = self.fn.append_basic_block(f"pc{self.pc}_kfunc")
@@ -395,6 +449,46 @@ class FunctionLowering:
             mm.store_field(self.b, self.ctx, mm.F_ADDR, I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
             self.fault_here(mm.FAULT_KFUNC, self.pc)
             self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
+
+    def inline_array_lookup(self) -> bool:
+        """bpf_map_lookup_elem on a plain array whose handle an lddw put in r1:
+        r0 = index < max_entries ? value address : 0, computed natively when
+        the key (at r2) is natively mapped; otherwise the helper runs."""
+        from ebpfvm.helpers.maps import map_lookup_elem
+        from ebpfvm.maps.base import VALUES_OFFSET
+
+        handle, bpf_map = self.r1_map if self.r1_map is not None else (0, None)
+        helper = self.owner.helpers.get(1)
+        if (not self.owner.runtime or bpf_map is None or helper is None or helper.fn is not map_lookup_elem
+                or getattr(bpf_map, "map_type", None) != "array" or getattr(bpf_map, "percpu", True)):
+            return False
+        self.owner.inlined_lookups += 1
+        b = self.b
+        for r in range(1, 6):  # read here, so the helper branch below defines none of them
+            self.reg(r)
+        key_address = self.reg(2)
+        host, ok = mm.translate_runtime(b, self.ctx, self.regions, self.depth, key_address, 4, False)
+        fast = self.fn.append_basic_block(f"pc{self.pc}_inline")
+        slow = self.fn.append_basic_block(f"pc{self.pc}_lookup")
+        join = self.fn.append_basic_block(f"pc{self.pc}_looked_up")
+        b.cbranch(ok, fast, slow)
+        b.position_at_end(fast)
+        index = b.zext(b.load(host, typ=I32, align=1), I64)
+        address = b.add(I64(handle + VALUES_OFFSET), b.mul(index, I64(bpf_map.element_stride)))
+        inline = b.select(b.icmp_unsigned("<", index, I64(bpf_map.max_entries)), address, I64(0))
+        fast_end = b.block
+        b.branch(join)
+        b.position_at_end(slow)
+        self.call_helper(I64(1))
+        helper_r0 = self.reg(0)
+        slow_end = b.block
+        b.branch(join)
+        b.position_at_end(join)
+        r0 = b.phi(I64)
+        r0.add_incoming(inline, fast_end)
+        r0.add_incoming(helper_r0, slow_end)
+        self.set(0, r0)
+        return True
 
     def lower_callx(self, insn: Instruction) -> None:
         self.call_helper(self.reg(insn.dst))
@@ -422,16 +516,73 @@ class FunctionLowering:
         self.set(0, r0)
 
     # -- memory --------------------------------------------------------------------------
+    def slow_access(self, base: int, off: int, size: int, write: bool, fast, slow_op: int,
+                    value: ir.Value = None, expected: ir.Value = None) -> ir.Value | None:
+        """Runtime mode: ``fast(host)`` when the address is natively mapped,
+        else the Python slow path (context hooks, faults); the loaded/old value."""
+        b = self.b
+        slot = self.frame_slot(base, off, size)
+        if slot is not None:
+            return fast(slot)
+        address = b.add(self.reg(base), I64(off & 0xFFFF_FFFF_FFFF_FFFF))
+        host, ok = mm.translate_runtime(b, self.ctx, self.regions, self.depth, address, size, write)
+        fast_blk = self.fn.append_basic_block(f"pc{self.pc}_fast")
+        slow_blk = self.fn.append_basic_block(f"pc{self.pc}_slow")
+        join = self.fn.append_basic_block(f"pc{self.pc}_join")
+        b.cbranch(ok, fast_blk, slow_blk)
+        b.position_at_end(fast_blk)
+        fast_value = fast(host)
+        fast_end = b.block
+        b.branch(join)
+        b.position_at_end(slow_blk)
+        self.store_budget()
+        mm.store_field(b, self.ctx, mm.F_PC, I64(self.pc))
+        mm.store_field(b, self.ctx, mm.F_EXTRA, I64(self.correction()))
+        slow_value = b.call(self.owner.memory_fn, [self.ctx, I64(self.pc), self.depth, address, I64(slow_op),
+                                                   value if value is not None else I64(0),
+                                                   expected if expected is not None else I64(0)])
+        self.propagate_fault()
+        slow_end = b.block
+        b.branch(join)
+        b.position_at_end(join)
+        if fast_value is None:
+            return None
+        phi = b.phi(I64)
+        phi.add_incoming(fast_value, fast_end)
+        phi.add_incoming(slow_value, slow_end)
+        return phi
+
+    def frame_slot(self, base: int, off: int, size: int) -> ir.Value | None:
+        """``r10 + off`` when r10 is never written: a GEP into the running
+        frame (bounds known at compile time); None otherwise."""
+        w = STACK_SIZE + off
+        if base != 10 or not self.owner.r10_pristine or not 0 <= w <= STACK_SIZE - size:
+            return None
+        return self.b.gep(self.frame, [I64(w)], source_etype=I8)
+
     def address(self, base: int, off: int, size: int, write: bool) -> ir.Value:
         b = self.b
+        slot = self.frame_slot(base, off, size)
+        if slot is not None:
+            return slot
         address = b.add(self.reg(base), I64(off & 0xFFFF_FFFF_FFFF_FFFF))
         host, ok = mm.translate(b, self.regions, self.depth, address, size, self.checked)
         if ok is not None:
-            self.fault_unless(ok, mm.FAULT_MEMORY, address=address, size=size, write=int(write))
+            self.branch_to_exit(b.not_(ok), mm.FAULT_MEMORY, (mm.F_PC, mm.F_EXTRA, mm.F_ADDR, mm.F_SIZE, mm.F_WRITE),
+                                [I64(self.pc), I64(self.correction()), address, I64(size), I64(int(write))])
         return host
 
     def lower_load(self, insn: Instruction, signed: bool = False) -> None:
         size = SIZE_BYTES[insn.opcode & SIZE_MASK]
+        if self.owner.runtime:
+            def fast(host):
+                value = self.b.load(host, typ=_TYPES[size], align=1)
+                return self.b.zext(value, I64) if size < 8 else value
+            value = self.slow_access(insn.src, insn.off, size, False, fast, size | SLOW_LOAD << 8)
+            if signed and size < 8:
+                value = self.b.sext(self.b.trunc(value, _TYPES[size]), I64)
+            self.set(insn.dst, value)
+            return
         host = self.address(insn.src, insn.off, size, False)
         value = self.b.load(host, typ=_TYPES[size], align=1)
         if size < 8:
@@ -443,6 +594,11 @@ class FunctionLowering:
 
     def _store(self, insn: Instruction, value: ir.Value) -> None:
         size = SIZE_BYTES[insn.opcode & SIZE_MASK]
+        if self.owner.runtime:
+            def fast(host):
+                self.b.store(self.b.trunc(value, _TYPES[size]) if size < 8 else value, host, align=1)
+            self.slow_access(insn.dst, insn.off, size, True, fast, size | SLOW_STORE << 8, value)
+            return
         host = self.address(insn.dst, insn.off, size, True)
         if size < 8:
             value = self.b.trunc(value, _TYPES[size])
@@ -458,20 +614,27 @@ class FunctionLowering:
         b = self.b
         size = SIZE_BYTES[insn.opcode & SIZE_MASK]
         ty = _TYPES[size]
-        host = self.address(insn.dst, insn.off, size, True)
-        src = self.reg(insn.src)
-        if size == 4:
-            src = b.trunc(src, ty)
-        if insn.imm == AtomicOp.CMPXCHG:
-            expected = self.reg(0)
-            if size == 4:
-                expected = b.trunc(expected, ty)
-            pair = b.cmpxchg(host, expected, src, "seq_cst", "seq_cst")
-            self.set(0, b.extract_value(pair, 0))
-            return
-        op = ATOMIC_RMW[insn.imm & ~ATOMIC_FETCH] if insn.imm != AtomicOp.XCHG else "xchg"
-        old = b.atomic_rmw(op, host, src, "seq_cst")
-        if insn.imm & ATOMIC_FETCH:
+        src64, r0 = self.reg(insn.src), self.reg(0)
+        src = b.trunc(src64, ty) if size == 4 else src64
+        cmpxchg = insn.imm == AtomicOp.CMPXCHG
+        op = ATOMIC_RMW.get(insn.imm & ~ATOMIC_FETCH, "xchg") if not cmpxchg else None
+
+        def fast(host):
+            if cmpxchg:
+                expected = b.trunc(r0, ty) if size == 4 else r0
+                old = b.extract_value(b.cmpxchg(host, expected, src, "seq_cst", "seq_cst"), 0)
+            else:
+                old = b.atomic_rmw(op, host, src, "seq_cst")
+            return b.zext(old, I64) if size == 4 else old
+
+        if self.owner.runtime:
+            old = self.slow_access(insn.dst, insn.off, size, True, fast,
+                                   size | SLOW_ATOMIC << 8 | (insn.imm & 0xFFFF) << 16, src64, r0)
+        else:
+            old = fast(self.address(insn.dst, insn.off, size, True))
+        if cmpxchg:
+            self.set(0, old)
+        elif insn.imm & ATOMIC_FETCH or insn.imm == AtomicOp.XCHG:
             self.set(insn.src, old)
 
     def lower_lddw(self, insn: Instruction) -> None:
@@ -480,12 +643,18 @@ class FunctionLowering:
             self.set(insn.dst, I64(lddw_value(insn, tail)))
         elif insn.src == LddwSource.FUNC:
             self.set(insn.dst, I64(code_address(slot_target(insn, self.pc))))
+        elif (resolved := self._resolve(insn, tail)) is not None:
+            self.set(insn.dst, I64(resolved & 0xFFFF_FFFF_FFFF_FFFF))
         else:
             blk = self.fn.append_basic_block(f"pc{self.pc}_pseudo")
             self.b.branch(blk)
             self.b.position_at_end(blk)
             self.fault_here(mm.FAULT_UNRESOLVED, self.pc)
             self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
+
+    def _resolve(self, insn: Instruction, tail: Instruction) -> int | None:
+        resolve = self.owner.resolve_pseudo
+        return resolve(self.pc, insn, tail) if resolve is not None else None
 
     def lower_ld_packet(self, insn: Instruction) -> None:
         """LD_ABS/LD_IND: r0 = big-endian bytes at the 32-bit signed offset of the
@@ -496,15 +665,19 @@ class FunctionLowering:
         if FORMS[insn.opcode].kind is Kind.LD_IND:
             offset = b.add(b.trunc(self.reg(insn.src), I32), offset)
         offset = b.sext(offset, I64)
+        if self.owner.runtime:  # the packet region moves with helpers: reload it
+            mem, mem_len = mm.load_field(b, self.ctx, mm.F_MEM, PTR), mm.load_field(b, self.ctx, mm.F_MEM_LEN)
+        else:
+            mem, mem_len = self.regions.mem, self.regions.mem_len
         ok = b.and_(b.icmp_signed(">=", offset, I64(0)),
-                    b.icmp_signed("<=", b.add(offset, I64(size)), self.regions.mem_len))
+                    b.icmp_signed("<=", b.add(offset, I64(size)), mem_len))
         good = self.fn.append_basic_block(f"pc{self.pc}_in")
         bad = self.fn.append_basic_block(f"pc{self.pc}_out")
         b.cbranch(ok, good, bad)
         b.position_at_end(bad)
         self.return_value(I64(0))
         b.position_at_end(good)
-        value = b.load(b.gep(self.regions.mem, [offset], source_etype=I8), typ=_TYPES[size], align=1)
+        value = b.load(b.gep(mem, [offset], source_etype=I8), typ=_TYPES[size], align=1)
         if size > 1:
             value = b.bswap(value)
         self.set(0, value)
@@ -540,7 +713,20 @@ KIND_LOWERING: dict[Kind, Callable[[FunctionLowering, Instruction], None]] = {
 }
 
 
-def lower_program(program: Program, *, checked: bool, helpers: HelperRegistry) -> ModuleLowering:
-    lowering = ModuleLowering(program, checked=checked, helpers=helpers)
+_WRITES_DST = {Kind.ALU, Kind.NEG, Kind.END, Kind.LOAD, Kind.LOAD_SX, Kind.LDDW}
+
+
+def _writes_r10(insn: Instruction) -> bool:
+    form = FORMS.get(insn.opcode)
+    if form is None:
+        return False
+    return (form.kind in _WRITES_DST and insn.dst == 10) or (form.kind is Kind.ATOMIC and insn.src == 10)
+
+
+def lower_program(program: Program, *, checked: bool, helpers: HelperRegistry,
+                  resolve_pseudo: Callable | None = None, runtime: bool = False,
+                  maps_by_handle: dict | None = None) -> ModuleLowering:
+    lowering = ModuleLowering(program, checked=checked, helpers=helpers, resolve_pseudo=resolve_pseudo,
+                              runtime=runtime, maps_by_handle=maps_by_handle)
     lowering.lower()
     return lowering

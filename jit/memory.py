@@ -51,6 +51,20 @@ I64 = ir.IntType(64)
 PTR = ir.PointerType()
 
 
+MAX_WINDOWS = 64  # map windows whose first region native code reaches directly
+
+
+class Window(ctypes.Structure):
+    """One map window's first region (``VALUES_OFFSET`` into the window):
+    host pointer, readable size, writable size (0 for a read-only map)."""
+
+    _fields_ = [("ptr", ctypes.c_void_p), ("size", ctypes.c_uint64), ("wsize", ctypes.c_uint64)]
+
+
+WINDOW_TYPE = ir.LiteralStructType([PTR, I64, I64])
+WINDOW_TABLE_TYPE = ir.ArrayType(WINDOW_TYPE, MAX_WINDOWS)
+
+
 class Ctx(ctypes.Structure):
     """The run context shared by Python and native code (one per run)."""
 
@@ -66,11 +80,16 @@ class Ctx(ctypes.Structure):
         ("fault_write", ctypes.c_uint64),  # 8
         ("fault_extra", ctypes.c_int64),  # 9: see FAULT_* (budget correction, helper id...)
         ("fault_depth", ctypes.c_uint64),  # 10
+        # Runtime mode only (programs run by ``ebpfvm.runtime.Runtime``):
+        ("mem_base", ctypes.c_uint64),   # 11: fake address of ``mem`` (context or packet region)
+        ("windows", ctypes.c_uint64),    # 12: map windows in the table
+        ("table", Window * MAX_WINDOWS),  # 13: map window i -> its value storage
     ]
 
 
-CTX_TYPE = ir.LiteralStructType([PTR, I64, PTR] + [I64] * 8)
+CTX_TYPE = ir.LiteralStructType([PTR, I64, PTR] + [I64] * 8 + [I64, I64, WINDOW_TABLE_TYPE])
 F_MEM, F_MEM_LEN, F_STACK, F_BUDGET, F_KIND, F_PC, F_ADDR, F_SIZE, F_WRITE, F_EXTRA, F_DEPTH = range(11)
+F_MEM_BASE, F_WINDOWS, F_TABLE = 11, 12, 13
 
 FAULT_NONE = 0
 FAULT_MEMORY = 1  # pc, addr, size, write, depth; extra = budget correction
@@ -128,3 +147,46 @@ def translate(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, address:
     ok_mem = builder.and_(builder.icmp_unsigned(">=", regions.mem_len, I64(size)),
                           builder.icmp_unsigned("<=", m, builder.sub(regions.mem_len, I64(size))))
     return host, builder.select(in_stack, ok_stack, ok_mem)
+
+
+def translate_runtime(builder: ir.IRBuilder, ctx: ir.Value, regions: Regions, depth: ir.Value,
+                      address: ir.Value, size: int, write: bool) -> tuple[ir.Value, ir.Value]:
+    """Runtime mode: ``(host pointer, ok)``, where ok false means "take the slow
+    path" (a Python callback doing the access on the run's ``MemoryMap``:
+    context hooks, faults, anything not mapped natively). Natively mapped:
+    the stack frames, the ``mem`` region at ``mem_base`` (a packet, or a plain
+    context) and the first region of each map window (the map's values).
+    ``mem``/windows are reloaded from the context at every access because
+    helpers move them (xdp_adjust_head maps a new packet region)."""
+    from ebpfvm.maps.base import VALUES_OFFSET
+    from ebpfvm.memory import MAP_VALUE_BASE, MAP_WINDOW
+
+    u = builder.sub(address, I64(STACK_LOW))
+    in_stack = builder.icmp_unsigned("<", u, I64(MAX_FRAMES * STACK_STRIDE))
+    k = builder.sub(I64(MAX_FRAMES - 1), builder.lshr(u, I64(16)))
+    w = builder.and_(u, I64(STACK_STRIDE - 1))
+    frame_off = builder.add(builder.shl(builder.and_(k, I64(MAX_FRAMES - 1)), I64(9)), w)
+    stack_ptr = builder.gep(regions.stack, [frame_off], source_etype=I8)
+    ok_stack = builder.and_(builder.icmp_unsigned("<=", w, I64(STACK_SIZE - size)),
+                            builder.icmp_unsigned("<=", k, depth))
+    mem = load_field(builder, ctx, F_MEM, PTR)
+    mem_len = load_field(builder, ctx, F_MEM_LEN)
+    m = builder.sub(address, load_field(builder, ctx, F_MEM_BASE))
+    mem_ptr = builder.gep(mem, [m], source_etype=I8)
+    ok_mem = builder.and_(builder.icmp_unsigned(">=", mem_len, I64(size)),
+                          builder.icmp_unsigned("<=", m, builder.sub(mem_len, I64(size))))
+    v = builder.sub(address, I64(MAP_VALUE_BASE))
+    index = builder.lshr(v, I64(32))
+    in_table = builder.icmp_unsigned("<", index, load_field(builder, ctx, F_WINDOWS))
+    slot = builder.select(in_table, index, I64(0))
+    entry = [I32(0), I32(F_TABLE), slot]
+    wptr = builder.load(builder.gep(ctx, entry + [I32(0)], inbounds=True, source_etype=CTX_TYPE), typ=PTR)
+    wsize = builder.load(builder.gep(ctx, entry + [I32(2 if write else 1)], inbounds=True, source_etype=CTX_TYPE),
+                         typ=I64)
+    o = builder.sub(builder.and_(v, I64(MAP_WINDOW - 1)), I64(VALUES_OFFSET))
+    win_ptr = builder.gep(wptr, [o], source_etype=I8)
+    ok_win = builder.and_(in_table, builder.and_(builder.icmp_unsigned(">=", wsize, I64(size)),
+                                                 builder.icmp_unsigned("<=", o, builder.sub(wsize, I64(size)))))
+    host = builder.select(in_stack, stack_ptr, builder.select(ok_mem, mem_ptr, win_ptr))
+    ok = builder.select(in_stack, ok_stack, builder.or_(ok_mem, ok_win))
+    return host, ok

@@ -35,7 +35,8 @@ from ebpfvm.program import Program
 
 from . import engine
 from . import memory as mm
-from .lowering import HELPER_SYMBOL, MAIN, RUN_MANY, lower_program
+from .lowering import (HELPER_SYMBOL, MAIN, MEMORY_SYMBOL, RUN_MANY, SLOW_ATOMIC, SLOW_LOAD, SLOW_STORE,
+                       lower_program)
 
 MASK64 = (1 << 64) - 1
 MODES = ("checked", "trusted")
@@ -67,6 +68,32 @@ def _helper_trampoline(ctx: int, pc: int, depth: int, helper_id: int,
 _TRAMPOLINE = _HELPER_PROTO(_helper_trampoline)  # kept alive for the life of the process
 engine.add_symbol(HELPER_SYMBOL, ctypes.cast(_TRAMPOLINE, ctypes.c_void_p).value)
 
+_MEMORY_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
+                                 ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
+
+
+def _memory_trampoline(ctx: int, pc: int, depth: int, address: int, op: int, value: int, expected: int) -> int:
+    """Runtime mode's slow path: one load/store/atomic done by the run's
+    ``MemoryMap`` exactly as the interpreter does it (context hooks, faults)."""
+    run = _RUNS.get(ctx)
+    try:
+        if run is None:
+            raise RuntimeError("JIT memory callback without a run in progress")
+        return run.slow_access(pc, depth, address, op, value, expected)
+    except BaseException as exc:  # noqa: BLE001 - nothing may escape into native code
+        if run is not None:
+            run.exception = exc
+        ctypes.cast(ctx, ctypes.POINTER(mm.Ctx)).contents.fault_kind = mm.FAULT_HELPER
+        return 0
+
+
+_MEMORY_TRAMPOLINE = _MEMORY_PROTO(_memory_trampoline)  # kept alive for the life of the process
+engine.add_symbol(MEMORY_SYMBOL, ctypes.cast(_MEMORY_TRAMPOLINE, ctypes.c_void_p).value)
+
+_ATOMIC_RMW = {0x00: lambda a, b: a + b, 0x40: lambda a, b: a | b, 0x50: lambda a, b: a & b,
+               0xA0: lambda a, b: a ^ b, 0xE0: lambda a, b: b}
+_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+
 
 @dataclass(frozen=True)
 class JitResult:
@@ -92,17 +119,67 @@ class _Run:
         helper = jit.helpers.get(helper_id)
         if helper is None:
             raise UnknownHelper(pc, helper_id)
+        if jit.runtime:
+            m = self.machine
+            self.sync_frames(depth)
+            m.pc = pc
+            try:
+                return helper.fn(m, *args) & MASK64
+            finally:
+                if m.memory.get("packet") is not self.packet_region:  # the helper moved the packet
+                    self.packet_region = m.memory.get("packet")
+                    jit.point_at(m)
         m = jit.machine
         jit.map_regions(m.memory, self.data, depth)
         m.pc = pc
         return helper.fn(m, *args) & MASK64
+
+    # -- runtime mode ------------------------------------------------------------
+    machine: Machine
+    mapped_depth = 0
+    packet_region: Any = None
+
+    def sync_frames(self, depth: int) -> None:
+        """Frames 0..depth of the JIT's stack mapped in the machine's memory."""
+        memory, frames = self.machine.memory, self.jit._stack_regions
+        while self.mapped_depth < depth:
+            self.mapped_depth += 1
+            memory.add(frames[self.mapped_depth])
+        while self.mapped_depth > depth:
+            memory.remove_region(frames[self.mapped_depth])
+            self.mapped_depth -= 1
+
+    def slow_access(self, pc: int, depth: int, address: int, op: int, value: int, expected: int) -> int:
+        import struct
+
+        self.sync_frames(depth)
+        memory = self.machine.memory
+        size, kind, imm = op & 0xFF, (op >> 8) & 0xFF, op >> 16
+        if kind == SLOW_LOAD:
+            return memory.read(address, size, pc)
+        if kind == SLOW_STORE:
+            memory.write(address, size, value, pc)
+            return 0
+        assert kind == SLOW_ATOMIC
+        region = memory.locate(address, size, True, pc)
+        at = address - region.base
+        fmt = _FMT[size]
+        mask = (1 << (8 * size)) - 1
+        old = struct.unpack_from(fmt, region.data, at)[0]
+        if imm == 0xF1:  # cmpxchg
+            if old == expected & mask:
+                struct.pack_into(fmt, region.data, at, value & mask)
+        else:
+            struct.pack_into(fmt, region.data, at, _ATOMIC_RMW[imm & ~1](old, value) & mask)
+        return old
 
 
 class JitProgram:
     """A program compiled to native code. ``run`` and ``run_many`` execute it."""
 
     def __init__(self, program: Program, *, mode: str = "checked", opt_level: int = 2,
-                 helpers: HelperRegistry | None = None, env: HelperEnv | None = None) -> None:
+                 helpers: HelperRegistry | None = None, env: HelperEnv | None = None,
+                 resolve_pseudo: Any = None, runtime: bool = False, maps_by_handle: Any = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         program.check()
@@ -111,11 +188,14 @@ class JitProgram:
         self.checked = mode == "checked"
         self.opt_level = opt_level
         self.helpers = helpers if helpers is not None else shared_default_registry()
-        lowering = lower_program(program, checked=self.checked, helpers=self.helpers)
+        self.runtime = runtime
+        lowering = lower_program(program, checked=self.checked, helpers=self.helpers,
+                                 resolve_pseudo=resolve_pseudo, runtime=runtime, maps_by_handle=maps_by_handle)
+        self.inlined_lookups = lowering.inlined_lookups
         self.blocks = lowering.blocks
         self.uses_helpers = lowering.uses_helpers
         ir_text = str(lowering.module)
-        key = engine.cache_key(program.to_bytes(), mode, opt_level, id(self.helpers), ir_text)
+        key = engine.cache_key(program.to_bytes(), mode, opt_level, id(self.helpers), runtime, ir_text)
         self.compiled = engine.compile_ir(key, ir_text, [MAIN, RUN_MANY], opt_level)
         self._main = _MAIN_PROTO(self.compiled.addresses[MAIN])
         self._run_many = _RUN_MANY_PROTO(self.compiled.addresses[RUN_MANY])
@@ -157,6 +237,72 @@ class JitProgram:
             memory.add_region(MEM_REGION, MEM_BASE, data)
         for k in range(depth + 1):
             memory.add(self._stack_regions[k])
+
+    # -- runtime mode (ebpfvm.runtime.Runtime) ------------------------------------------
+    def point_at(self, machine: Machine) -> None:
+        """Point the context at the machine's regions: ``mem`` = the packet
+        region (typed programs) or the plain context region; the map windows'
+        first regions into the table. Context regions with hooks stay on the
+        slow path."""
+        from ebpfvm.maps.base import VALUES_OFFSET
+        from ebpfvm.memory import MAP_VALUE_BASE, MAP_WINDOW
+
+        ctx, memory = self.ctx, machine.memory
+        mem = memory.get("packet")
+        if mem is None:
+            mem = memory.get(MEM_REGION) or memory.get("ctx")
+            if mem is not None and mem.hook is not None:
+                mem = None
+        if mem is not None and mem.size:
+            ctx.mem = _address_of(mem.data)
+            ctx.mem_len, ctx.mem_base = mem.size, mem.base
+        else:
+            ctx.mem, ctx.mem_len, ctx.mem_base = None, 0, 0
+        ctypes.memset(ctypes.addressof(ctx.table), 0, ctypes.sizeof(ctx.table))
+        count = 0
+        for region in memory:
+            offset = region.base - MAP_VALUE_BASE
+            if offset < 0 or offset % MAP_WINDOW != VALUES_OFFSET or region.hook is not None or not region.size:
+                continue
+            index = offset // MAP_WINDOW
+            if index >= mm.MAX_WINDOWS:
+                continue
+            entry = ctx.table[index]
+            entry.ptr = _address_of(region.data)
+            entry.size = region.size
+            entry.wsize = region.size if region.writable else 0
+            count = max(count, index + 1)
+        ctx.windows = count
+
+    def run_machine(self, machine: Machine, budget: int = DEFAULT_BUDGET) -> int:
+        """Run on a runtime's prepared machine (maps bound, context and packet
+        mapped, r1/r2 set): r0 into ``machine.regs[0]``; returns the executed
+        count (checked mode) or None. Faults raise as the interpreter's."""
+        run = _Run(self, b"")
+        run.machine = machine
+        run.packet_region = machine.memory.get("packet")
+        # The JIT's frame 0 replaces the machine's, so helpers see the native stack.
+        for region in list(machine.memory):
+            if region.name.startswith("stack frame"):
+                machine.memory.remove_region(region)
+        machine.memory.add(self._stack_regions[0])
+        self.point_at(machine)
+        ctx = self.ctx
+        ctx.budget = budget
+        ctx.fault_kind = 0
+        address = ctypes.addressof(ctx)
+        _RUNS[address] = run
+        try:
+            r0 = self._main(address, machine.regs[1], machine.regs[2])
+        finally:
+            _RUNS.pop(address, None)
+            run.sync_frames(0)
+        if ctx.fault_kind:
+            if ctx.fault_kind == mm.FAULT_MEMORY:  # cannot happen in runtime mode: the slow path faults
+                raise ProgramFault("JIT memory fault outside the slow path", ctx.fault_pc)
+            raise self._fault(run, budget)
+        machine.regs[0] = r0 & MASK64
+        return budget - ctx.budget if self.checked else None
 
     # -- running ---------------------------------------------------------------------
     def run(self, mem: bytes = b"", budget: int = DEFAULT_BUDGET) -> JitResult:
@@ -245,6 +391,15 @@ class JitProgram:
             fault = ProgramFault(f"JIT reported unknown fault kind {kind}", pc)
         fault.executed = executed
         return fault
+
+
+def _address_of(data: Any) -> int:
+    """Host address of a bytearray (or a memoryview of one) without keeping an export."""
+    view = (ctypes.c_char * len(data)).from_buffer(data)
+    try:
+        return ctypes.addressof(view)
+    finally:
+        del view
 
 
 def compile(program: Program | bytes, *, mode: str = "checked", opt_level: int = 2,

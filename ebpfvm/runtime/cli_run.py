@@ -33,7 +33,7 @@ _ARRAY_LIKE = ("array", "percpu_array")
 
 def run_object_command(path: str, *, section: str | None = None, program: str | None = None,
                        packet: str | None = None, ctx: str | None = None, maps: Sequence[str] = (),
-                       budget: int = 1_000_000, trace: bool = False, out: TextIO) -> int:
+                       budget: int = 1_000_000, trace: bool = False, out: TextIO, engine: str = "interp") -> int:
     """The ``run`` subcommand for an ELF object; returns the exit status (0).
     Bad input raises ``UserInputError``, a misbehaving program ``ProgramFault``
     (the CLI turns both into one line)."""
@@ -48,7 +48,9 @@ def run_object_command(path: str, *, section: str | None = None, program: str | 
     ctx_in = read_file_bytes(ctx) if ctx is not None else None
     before = {name: _snapshot(m) for name, m in runtime.maps.items()}
     result = runtime.run(prog, packet=packet_in, ctx=ctx_in, budget=budget,
-                         trace=_trace_printer(runtime, out) if trace else None)
+                         trace=_trace_printer(runtime, out) if trace else None, engine=engine)
+    if engine == "jit" and runtime.fallback_reason:
+        out.write(f"note: ran on the interpreter: {runtime.fallback_reason}\n")
     _report(out, runtime, result, packet_in, before)
     return 0
 

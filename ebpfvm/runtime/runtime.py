@@ -83,6 +83,10 @@ class Runtime:
         first = next(iter(self.programs.values()), Program([]))
         self.machine = Machine(first, self.helpers, self.env)
         self._codes: dict[int, tuple[Program, list[Op]]] = {}
+        self._jits: dict[int, Any] = {}
+        # engine="jit": which engine the last run used, and why it fell back.
+        self.last_engine = "interp"
+        self.fallback_reason: str | None = None
 
     @classmethod
     def for_object(cls, obj: Any, *, helpers: HelperRegistry | None = None, env: HelperEnv | None = None,
@@ -191,13 +195,17 @@ class Runtime:
     # -- running -------------------------------------------------------------------
     def run(self, program: Program | str, *, packet: bytes | None = None, ctx: bytes | None = None,
             budget: int = DEFAULT_BUDGET, trace: bool | TraceSink | None = None,
-            prog_type: str | None = None) -> ProgramRun:
+            prog_type: str | None = None, engine: str = "interp") -> ProgramRun:
         """Run ``program`` once on ``packet`` (an Ethernet frame, for the
         packet types) and/or ``ctx`` (the context struct's bytes, zero-padded;
         for the skb and XDP types the fields a BPF_PROG_TEST_RUN context input
         may set). ``prog_type`` overrides the program's own. ``trace``: True
         collects the instruction trace into ``ProgramRun.steps``, a callable
         receives each ``TraceEntry``.
+
+        ``engine="jit"`` runs native code (``ebpfvm.jit``, checked mode) on the
+        same memory; programs it cannot run yet (tail calls, callbacks,
+        tracing) run on the interpreter and ``fallback_reason`` says why.
 
         Raises ``ProgramFault`` subclasses when the program misbehaves and
         ``UserInputError`` subclasses for an input the program type refuses.
@@ -217,8 +225,16 @@ class Runtime:
         perf_start = {m.name: len(m.events) for m in self._map_list if m.map_type == "perf_event_array"}
         entries: list[TraceEntry] | None = [] if trace is True else None
         record = (entries.append if entries is not None else trace) if trace else None
+        jit = None
+        if engine == "jit":
+            from ..jit.runtime_glue import jit_for  # noqa: PLC0415 - the JIT loads llvmlite
+
+            jit, self.fallback_reason = jit_for(self, prog, trace)
+        elif engine != "interp":
+            raise UserInputError(f"unknown engine {engine!r} (interp or jit)")
+        self.last_engine = "jit" if jit is not None else "interp"
         try:
-            executed = machine.execute(budget, record)
+            executed = jit.run_machine(machine, budget) if jit is not None else machine.execute(budget, record)
         except ProgramFault as fault:
             if entries is not None:
                 fault.trace = entries
