@@ -8,8 +8,14 @@ runs many more for local fuzzing sessions.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+# benchmarks/ is not part of the installed package, but tests reuse its
+# workloads. Appended, not prepended, so `ebpfvm` still comes from the install.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("deep", deadline=None, max_examples=5000,
