@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ebpfvm.isa.forms import FORMS, Kind
 from ebpfvm.isa.jump import CallKind
+from ebpfvm.isa.load_store import LddwSource
 from ebpfvm.isa.targets import slot_target
 from ebpfvm.isa.validate import lddw_tails
 from ebpfvm.program import Program
@@ -42,6 +43,15 @@ def _is_local_call(insn) -> bool:
     return FORMS[insn.opcode].kind is Kind.CALL and insn.src == CallKind.LOCAL
 
 
+# bpf_tail_call, bpf_for_each_map_elem, bpf_loop end their block: what follows
+# is charged to the budget only when it runs (after the target / the callbacks).
+CONTROL_HELPERS = (12, 164, 181)
+
+
+def _is_control_helper(insn) -> bool:
+    return FORMS[insn.opcode].kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm in CONTROL_HELPERS
+
+
 def call_targets(program: Program) -> list[int]:
     tails = lddw_tails(program.instructions)
     targets = set()
@@ -51,6 +61,21 @@ def call_targets(program: Program) -> list[int]:
         form = FORMS[insn.opcode]
         if form.kind is Kind.CALL and insn.src == CallKind.LOCAL:
             targets.add(slot_target(insn, pc))
+    return sorted(targets | set(callback_targets(program)))
+
+
+def callback_targets(program: Program) -> list[int]:
+    """Subprograms whose address an lddw (src = BPF_PSEUDO_FUNC) loads:
+    callbacks of bpf_loop / bpf_for_each_map_elem."""
+    tails = lddw_tails(program.instructions)
+    targets = set()
+    for pc, insn in enumerate(program.instructions):
+        if pc in tails or insn.opcode not in FORMS:
+            continue
+        if FORMS[insn.opcode].kind is Kind.LDDW and insn.src == LddwSource.FUNC:
+            target = slot_target(insn, pc)
+            if 0 <= target < len(program):
+                targets.add(target)
     return sorted(targets)
 
 
@@ -62,7 +87,7 @@ def build_blocks(program: Program) -> dict[int, Block]:
         if pc in tails:
             continue
         kind = FORMS[insn.opcode].kind
-        if kind in _BRANCHING or _is_local_call(insn):
+        if kind in _BRANCHING or _is_local_call(insn) or _is_control_helper(insn):
             leaders.add(pc + 1)
             if kind in (Kind.JA, Kind.JUMP):
                 leaders.add(slot_target(insn, pc))

@@ -11,6 +11,14 @@ Function signatures::
     i64 bpf_main(ptr ctx, i64 r1, i64 r2)                   ; depth 0
     internal i64 bpf_sub_<pc>(ptr ctx, i64 depth, i64 r0..r9) ; bpf-to-bpf callee
     i64 bpf_run_many(ptr ctx, ptr rows, i64 n, i64 size, ptr out, i64 budget)
+    i64 bpf_tail_entry(ptr ctx, i64 depth, i64 r0..r9)      ; runtime mode: the entry
+                                                            ; (bpf_main calls it at depth 0)
+
+Runtime mode exports the callback subprograms (lddw func targets, same
+signature as a callee) for bpf_loop / for_each, and lowers the three control
+helpers (tail call, loop, for_each) as block ends that hand r0-r9 over in
+``Ctx.regs``; after bpf_tail_call, ``FAULT_TAIL`` means the target ran and
+the function returns its r0.
 
 A callee starts with the caller's r0-r9 (as in the interpreter, whose frames
 share one register file), its own zeroed 512-byte frame and r10 at that
@@ -55,7 +63,7 @@ from ebpfvm.memory import STACK_SIZE, code_address, stack_frame_base
 from ebpfvm.program import Program
 
 from . import memory as mm
-from .cfg import Block, build_blocks, call_targets, reachable
+from .cfg import Block, build_blocks, call_targets, callback_targets, reachable
 from .memory import I1, I8, I16, I32, I64, PTR
 
 HELPER_SYMBOL = "ebpfvm_jit_helper"
@@ -63,6 +71,11 @@ MEMORY_SYMBOL = "ebpfvm_jit_memory"
 # Slow-path memory operations (runtime mode): ``op`` = size | kind << 8 | atomic imm << 16.
 SLOW_LOAD, SLOW_STORE, SLOW_ATOMIC = 0, 1, 2
 MAIN = "bpf_main"
+# Runtime mode: the program's entry with the callee signature (depth, r0..r9),
+# where a bpf_tail_call from another program of the runtime continues.
+TAIL_ENTRY = "bpf_tail_entry"
+# Helpers whose caller hands r0..r9 over in ``Ctx.regs`` (runtime mode).
+TAIL_CALL, FOR_EACH_MAP_ELEM, LOOP = 12, 164, 181
 RUN_MANY = "bpf_run_many"
 MAX_FRAMES = mm.MAX_FRAMES
 _TYPES = {1: I8, 2: I16, 4: I32, 8: I64}
@@ -100,14 +113,31 @@ class ModuleLowering:
         self.uses_helpers = False
         sub_ty = ir.FunctionType(I64, [PTR, I64] + [I64] * 10)
         self.subs: dict[int, ir.Function] = {}
+        callbacks = set(callback_targets(program)) if runtime else set()
+        # Functions the runtime calls by address: callbacks (and the tail entry).
+        self.exported: list[str] = []
         for entry in call_targets(program):
             fn = ir.Function(self.module, sub_ty, sub_name(entry))
-            fn.linkage = "internal"
+            if entry in callbacks:
+                self.exported.append(fn.name)
+            else:
+                fn.linkage = "internal"
             self.subs[entry] = fn
         self.main = ir.Function(self.module, ir.FunctionType(I64, [PTR, I64, I64]), MAIN)
+        self.tail_entry = None
+        if runtime:
+            self.tail_entry = ir.Function(self.module, sub_ty, TAIL_ENTRY)
+            self.exported.append(TAIL_ENTRY)
 
     def lower(self) -> ir.Module:
-        FunctionLowering(self, self.main, 0, is_main=True).lower()
+        if self.tail_entry is not None:
+            # bpf_main(ctx, r1, r2) = bpf_tail_entry(ctx, depth 0, r0 = 0, r1, r2, 0...)
+            FunctionLowering(self, self.tail_entry, 0, is_main=False).lower()
+            b = ir.IRBuilder(self.main.append_basic_block("entry"))
+            ctx, r1, r2 = self.main.args
+            b.ret(b.call(self.tail_entry, [ctx, I64(0), I64(0), r1, r2] + [I64(0)] * 7))
+        else:
+            FunctionLowering(self, self.main, 0, is_main=True).lower()
         for entry, fn in self.subs.items():
             FunctionLowering(self, fn, entry, is_main=False).lower()
         self._run_many()
@@ -510,10 +540,39 @@ class FunctionLowering:
         self.store_budget()
         mm.store_field(b, self.ctx, mm.F_PC, I64(self.pc))
         mm.store_field(b, self.ctx, mm.F_EXTRA, I64(self.correction()))
+        control = (self.owner.runtime and isinstance(helper_id, ir.Constant)
+                   and helper_id.constant in (TAIL_CALL, FOR_EACH_MAP_ELEM, LOOP))
+        if control:  # the tail call's target / the callbacks start from the caller's registers
+            for r in range(10):
+                b.store(self.reg(r), b.gep(self.ctx, [I32(0), I32(mm.F_REGS), I32(r)], inbounds=True,
+                                           source_etype=mm.CTX_TYPE))
         r0 = b.call(self.owner.helper_fn, [self.ctx, I64(self.pc), self.depth, helper_id]
                     + [self.reg(r) for r in range(1, 6)])
-        self.propagate_fault()
+        if control and helper_id.constant == TAIL_CALL:
+            self.after_tail_call(r0)
+        else:
+            self.propagate_fault()
+        if control and self.checked:  # callbacks drew on the budget
+            b.store(mm.load_field(b, self.ctx, mm.F_BUDGET), self.budget)
         self.set(0, r0)
+
+    def after_tail_call(self, r0: ir.Value) -> None:
+        """bpf_tail_call returns FAULT_TAIL when its target ran (in place of this
+        function, on the same context and budget): return the target's r0 at once."""
+        b = self.b
+        kind = mm.load_field(b, self.ctx, mm.F_KIND)
+        good = self.fn.append_basic_block(f"pc{self.pc}_no_tail")
+        taken = self.fn.append_basic_block(f"pc{self.pc}_tail")
+        bad = self.fn.append_basic_block(f"pc{self.pc}_unwind")
+        switch = b.switch(kind, bad)
+        switch.add_case(I64(0), good)
+        switch.add_case(I64(mm.FAULT_TAIL), taken)
+        b.position_at_end(taken)
+        mm.store_field(b, self.ctx, mm.F_KIND, I64(0))
+        b.ret(r0)  # the budget in the context is the target's
+        b.position_at_end(bad)
+        b.ret(I64(0))
+        b.position_at_end(good)
 
     # -- memory --------------------------------------------------------------------------
     def slow_access(self, base: int, off: int, size: int, write: bool, fast, slow_op: int,

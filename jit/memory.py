@@ -84,12 +84,15 @@ class Ctx(ctypes.Structure):
         ("mem_base", ctypes.c_uint64),   # 11: fake address of ``mem`` (context or packet region)
         ("windows", ctypes.c_uint64),    # 12: map windows in the table
         ("table", Window * MAX_WINDOWS),  # 13: map window i -> its value storage
+        # 14: r0..r9 of the caller of bpf_tail_call / bpf_loop / for_each (a
+        # tail call's target and the callbacks start from them, as in the interpreter)
+        ("regs", ctypes.c_uint64 * 10),
     ]
 
 
-CTX_TYPE = ir.LiteralStructType([PTR, I64, PTR] + [I64] * 8 + [I64, I64, WINDOW_TABLE_TYPE])
+CTX_TYPE = ir.LiteralStructType([PTR, I64, PTR] + [I64] * 8 + [I64, I64, WINDOW_TABLE_TYPE, ir.ArrayType(I64, 10)])
 F_MEM, F_MEM_LEN, F_STACK, F_BUDGET, F_KIND, F_PC, F_ADDR, F_SIZE, F_WRITE, F_EXTRA, F_DEPTH = range(11)
-F_MEM_BASE, F_WINDOWS, F_TABLE = 11, 12, 13
+F_MEM_BASE, F_WINDOWS, F_TABLE, F_REGS = 11, 12, 13, 14
 
 FAULT_NONE = 0
 FAULT_MEMORY = 1  # pc, addr, size, write, depth; extra = budget correction
@@ -100,6 +103,9 @@ FAULT_FELL_OFF = 5
 FAULT_UNRESOLVED = 6  # pc (an lddw with a pseudo source this run cannot resolve)
 FAULT_KFUNC = 7  # pc
 FAULT_UNKNOWN_HELPER = 8  # pc; addr = helper id; extra = correction
+# Not a fault: bpf_tail_call's target ran (nested, on the same context) and its
+# r0 is the helper's return value; the calling function returns it at once.
+FAULT_TAIL = 9
 
 
 def field_ptr(builder: ir.IRBuilder, ctx: ir.Value, index: int) -> ir.Value:

@@ -14,6 +14,19 @@ caught there, parked in the run's side channel, and the callback returns 0
 with ``fault_kind = FAULT_HELPER``; the native code returns and ``run``
 re-raises the exception in Python. The callback object lives at module level
 for the life of the process.
+
+Control-transfer helpers (runtime mode) run the interpreter's helper code
+with two machine methods swapped for native ones during the run:
+``call_function`` (bpf_loop / for_each callbacks) calls the callback
+subprogram's exported native function one frame deeper on the same context
+and budget; ``replace_program`` (a taken bpf_tail_call) calls the target
+program's ``bpf_tail_entry`` at the caller's depth with the caller's r0-r9
+(handed over in ``Ctx.regs``), then raises ``_TailCallTaken`` through the
+helper, which the callback turns into ``FAULT_TAIL`` + the target's r0: the
+calling native function returns that r0 at once. Tail calls nest on the
+native stack (at most 33 deep). A fault in nested native code becomes its
+exception right there (with the nested program's blocks and slots) and
+travels out as a helper exception.
 """
 
 from __future__ import annotations
@@ -29,14 +42,14 @@ from ebpfvm.helpers.defaults import shared_default_registry
 from ebpfvm.helpers.env import HelperEnv
 from ebpfvm.helpers.registry import HelperRegistry
 from ebpfvm.interp.faults import FellOffEnd, UnresolvedPseudo, UnsupportedInstruction
-from ebpfvm.interp.machine import DEFAULT_BUDGET, MEM_REGION, Machine
+from ebpfvm.interp.machine import DEFAULT_BUDGET, MAX_CALL_FRAMES, MEM_REGION, Frame, Machine
 from ebpfvm.memory import MEM_BASE, STACK_SIZE, MemoryMap, Region, stack_frame_base, stack_frame_name
 from ebpfvm.program import Program
 
 from . import engine
 from . import memory as mm
-from .lowering import (HELPER_SYMBOL, MAIN, MEMORY_SYMBOL, RUN_MANY, SLOW_ATOMIC, SLOW_LOAD, SLOW_STORE,
-                       lower_program)
+from .lowering import (FOR_EACH_MAP_ELEM, HELPER_SYMBOL, LOOP, MAIN, MEMORY_SYMBOL, RUN_MANY, SLOW_ATOMIC,
+                       SLOW_LOAD, SLOW_STORE, TAIL_CALL, TAIL_ENTRY, lower_program, sub_name)
 
 MASK64 = (1 << 64) - 1
 MODES = ("checked", "trusted")
@@ -44,6 +57,18 @@ MODES = ("checked", "trusted")
 _HELPER_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
                                  ctypes.c_uint64, *([ctypes.c_uint64] * 5))
 _MAIN_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+# bpf_tail_entry and callbacks: (ctx, depth, r0..r9) -> r0
+_ENTRY_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, *([ctypes.c_uint64] * 10))
+_CONTROL_HELPERS = (TAIL_CALL, FOR_EACH_MAP_ELEM, LOOP)
+
+
+class _TailCallTaken(BaseException):
+    """Raised through bpf_tail_call's Python frames once the target ran; the
+    helper callback turns it into ``FAULT_TAIL`` with the target's r0."""
+
+    def __init__(self, r0: int) -> None:
+        super().__init__(r0)
+        self.r0 = r0
 _RUN_MANY_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
                                    ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64)
 
@@ -58,6 +83,9 @@ def _helper_trampoline(ctx: int, pc: int, depth: int, helper_id: int,
         if run is None:
             raise RuntimeError("JIT helper callback without a run in progress")
         return run.call_helper(pc, depth, helper_id, r1, r2, r3, r4, r5)
+    except _TailCallTaken as taken:
+        ctypes.cast(ctx, ctypes.POINTER(mm.Ctx)).contents.fault_kind = mm.FAULT_TAIL
+        return taken.r0 & MASK64
     except BaseException as exc:  # noqa: BLE001 - nothing may escape into native code
         if run is not None:
             run.exception = exc
@@ -123,9 +151,19 @@ class _Run:
             m = self.machine
             self.sync_frames(depth)
             m.pc = pc
+            control = helper_id in _CONTROL_HELPERS
+            if control:
+                # The helper sees the caller's registers and depth as the interpreter's would be.
+                m.regs[0:10] = list(jit.ctx.regs)
+                saved_frames = list(m.frames)
+                m.frames[:] = [Frame(0, pc, ())] * depth
+            outer_depth, self.depth = self.depth, depth
             try:
                 return helper.fn(m, *args) & MASK64
             finally:
+                self.depth = outer_depth
+                if control:
+                    m.frames[:] = saved_frames
                 if m.memory.get("packet") is not self.packet_region:  # the helper moved the packet
                     self.packet_region = m.memory.get("packet")
                     jit.point_at(m)
@@ -138,6 +176,56 @@ class _Run:
     machine: Machine
     mapped_depth = 0
     packet_region: Any = None
+    depth = 0  # of the function whose helper call is running
+    budget = DEFAULT_BUDGET
+    current: "JitProgram"  # whose code runs (a tail call's target after one)
+
+    def call_function(self, target: int, args: Any) -> int:
+        """``Machine.call_function`` for bpf_loop / for_each callbacks: the
+        callee's native function one frame deeper, on the same context and
+        budget, starting from the caller's r0 (then the last callback's) and r6-r9."""
+        m, ctx, jit = self.machine, self.jit.ctx, self.current
+        depth = self.depth + 1
+        if depth >= MAX_CALL_FRAMES:
+            raise CallDepthExceeded(m.pc, MAX_CALL_FRAMES)
+        entry = jit.entries.get(sub_name(target))
+        if entry is None:
+            raise ProgramFault(f"JIT: no native entry for the callback at slot {target}", m.pc)
+        regs = m.regs
+        saved = (ctx.fault_pc, ctx.fault_extra, m.pc)
+        m.callback_depth += 1
+        try:
+            r0 = entry(ctypes.addressof(ctx), depth, regs[0], *[value & MASK64 for value in args],
+                       regs[6], regs[7], regs[8], regs[9])
+        finally:
+            m.callback_depth -= 1
+        if ctx.fault_kind:
+            raise jit._fault(self, self.budget, ctx)
+        ctx.fault_pc, ctx.fault_extra, m.pc = saved
+        regs[0] = r0 & MASK64
+        return regs[0]
+
+    def replace_program(self, program: Program, code: Any) -> None:
+        """``Machine.replace_program`` for bpf_tail_call: the target's native
+        entry in place of the calling function (same depth, context, budget,
+        registers), nested; ``_TailCallTaken`` carries its r0 back."""
+        from .runtime_glue import jit_for
+
+        m, ctx = self.machine, self.jit.ctx
+        target, reason = jit_for(m.run_state.runtime, program, None)
+        if target is None:
+            raise ProgramFault(f"JIT: tail call target cannot run natively ({reason})", m.pc)
+        # The rest of the calling block was charged at its start and never runs.
+        ctx.budget += ctx.fault_extra - 1
+        outer_program, outer_current = m.program, self.current
+        m.program, self.current = program, target
+        r0 = target.entries[TAIL_ENTRY](ctypes.addressof(ctx), self.depth, *list(ctx.regs))
+        if ctx.fault_kind:
+            raise target._fault(self, self.budget, ctx)
+        self.current = outer_current
+        if self.depth:  # back in the caller's program (the interpreter's ``replaced``)
+            m.program = outer_program
+        raise _TailCallTaken(r0)
 
     def sync_frames(self, depth: int) -> None:
         """Frames 0..depth of the JIT's stack mapped in the machine's memory."""
@@ -196,7 +284,8 @@ class JitProgram:
         self.uses_helpers = lowering.uses_helpers
         ir_text = str(lowering.module)
         key = engine.cache_key(program.to_bytes(), mode, opt_level, id(self.helpers), runtime, ir_text)
-        self.compiled = engine.compile_ir(key, ir_text, [MAIN, RUN_MANY], opt_level)
+        self.compiled = engine.compile_ir(key, ir_text, [MAIN, RUN_MANY, *lowering.exported], opt_level)
+        self.entries = {name: _ENTRY_PROTO(self.compiled.addresses[name]) for name in lowering.exported}
         self._main = _MAIN_PROTO(self.compiled.addresses[MAIN])
         self._run_many = _RUN_MANY_PROTO(self.compiled.addresses[RUN_MANY])
         self.machine = Machine(program, self.helpers, env if env is not None else HelperEnv())
@@ -280,6 +369,8 @@ class JitProgram:
         count (checked mode) or None. Faults raise as the interpreter's."""
         run = _Run(self, b"")
         run.machine = machine
+        run.current = self
+        run.budget = budget
         run.packet_region = machine.memory.get("packet")
         # The JIT's frame 0 replaces the machine's, so helpers see the native stack.
         for region in list(machine.memory):
@@ -292,10 +383,14 @@ class JitProgram:
         ctx.fault_kind = 0
         address = ctypes.addressof(ctx)
         _RUNS[address] = run
+        # Callbacks and tail calls run native code (the helpers call these).
+        machine.call_function = run.call_function  # type: ignore[method-assign]
+        machine.replace_program = run.replace_program  # type: ignore[method-assign]
         try:
             r0 = self._main(address, machine.regs[1], machine.regs[2])
         finally:
             _RUNS.pop(address, None)
+            del machine.call_function, machine.replace_program
             run.sync_frames(0)
         if ctx.fault_kind:
             if ctx.fault_kind == mm.FAULT_MEMORY:  # cannot happen in runtime mode: the slow path faults
@@ -358,8 +453,10 @@ class JitProgram:
         return out
 
     # -- faults ------------------------------------------------------------------------
-    def _fault(self, run: _Run, budget: int) -> BaseException:
-        ctx = self.ctx
+    def _fault(self, run: _Run, budget: int, ctx: Any = None) -> BaseException:
+        """The exception for the fault in ``ctx`` (default: this program's),
+        raised by this program's code."""
+        ctx = self.ctx if ctx is None else ctx
         kind, pc = ctx.fault_kind, ctx.fault_pc
         executed = budget - ctx.budget - ctx.fault_extra if self.checked else None
         if kind == mm.FAULT_HELPER:

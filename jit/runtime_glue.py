@@ -9,10 +9,15 @@ through a callback into the run's ``MemoryMap`` (``_memory_trampoline``), so
 hooks and faults are the interpreter's own. Always checked mode: the bounds
 checks are what pick the native or the slow path.
 
-Falls back to the interpreter (``Runtime.fallback_reason`` says why) for what
-needs the interpreter's frames: bpf_tail_call, bpf_loop, bpf_for_each_map_elem
-(callbacks run as nested interpreter calls), callx / function pointers, and
-instruction tracing.
+Control-transfer helpers run natively too: bpf_loop / bpf_for_each_map_elem
+call the callback subprogram's exported native function (``_Run.call_function``
+stands in for ``Machine.call_function``), and bpf_tail_call runs the target
+program's ``bpf_tail_entry`` on the same context, stack and budget
+(``_Run.replace_program``), every program of the runtime compiled on first use.
+
+Falls back to the interpreter (``Runtime.fallback_reason`` says why) for
+callx, for a program that may tail-call into a program the JIT cannot run,
+and for instruction tracing.
 """
 
 from __future__ import annotations
@@ -21,26 +26,35 @@ from typing import Any
 
 from ebpfvm.isa.forms import FORMS, Kind
 from ebpfvm.isa.jump import CallKind
-from ebpfvm.isa.load_store import LddwSource
 from ebpfvm.program import Program
 from ebpfvm.runtime.pseudo import make_resolver
 
 from .runtime import JitProgram
 
-# Helpers that run the interpreter (tail calls swap its code; callbacks are nested interpreter calls).
-INTERPRETER_HELPERS = {12: "bpf_tail_call", 164: "bpf_for_each_map_elem", 181: "bpf_loop"}
+# Helpers that run the interpreter: none now (tail calls and callbacks run natively).
+INTERPRETER_HELPERS: dict[int, str] = {}
+TAIL_CALL = 12
 
 
-def unsupported(program: Program) -> str | None:
-    """Why the JIT cannot run ``program`` under a runtime (None: it can)."""
+def unsupported(program: Program, runtime: Any = None) -> str | None:
+    """Why the JIT cannot run ``program`` under a runtime (None: it can). A
+    program with bpf_tail_call needs every program of ``runtime`` to be runnable."""
+    tail_calls = False
     for pc, insn in enumerate(program):
         kind = FORMS[insn.opcode].kind if insn.opcode in FORMS else None
         if kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm in INTERPRETER_HELPERS:
             return f"pc {pc}: {INTERPRETER_HELPERS[insn.imm]} runs on the interpreter"
+        if kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm == TAIL_CALL:
+            tail_calls = True
         if kind is Kind.CALLX:
             return f"pc {pc}: callx runs on the interpreter"
-        if kind is Kind.LDDW and insn.src == LddwSource.FUNC:
-            return f"pc {pc}: function pointers (callbacks) run on the interpreter"
+    if tail_calls and runtime is not None:
+        for name, other in getattr(runtime, "programs", {}).items():
+            if other is program:
+                continue
+            reason = unsupported(other)
+            if reason is not None:
+                return f"bpf_tail_call may reach {name!r}, which runs on the interpreter ({reason})"
     return None
 
 
@@ -52,7 +66,7 @@ def jit_for(runtime: Any, program: Program, trace: Any) -> tuple[JitProgram | No
     hit = cache.get(id(program))
     if hit is not None:
         return hit
-    reason = unsupported(program)
+    reason = unsupported(program, runtime)
     if reason is not None:
         entry: tuple[JitProgram | None, str | None] = (None, reason)
     else:

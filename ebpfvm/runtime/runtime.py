@@ -204,8 +204,8 @@ class Runtime:
         receives each ``TraceEntry``.
 
         ``engine="jit"`` runs native code (``ebpfvm.jit``, checked mode) on the
-        same memory; programs it cannot run yet (tail calls, callbacks,
-        tracing) run on the interpreter and ``fallback_reason`` says why.
+        same memory (tail calls and callbacks included); what it cannot run
+        (callx, tracing) runs on the interpreter and ``fallback_reason`` says why.
 
         Raises ``ProgramFault`` subclasses when the program misbehaves and
         ``UserInputError`` subclasses for an input the program type refuses.
