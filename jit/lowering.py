@@ -22,10 +22,22 @@ the function returns its r0.
 
 A callee starts with the caller's r0-r9 (as in the interpreter, whose frames
 share one register file), its own zeroed 512-byte frame and r10 at that
-frame's top; the caller's registers are untouched by construction (they are
+frame's top (trusted mode, when r10 is only ever the base of in-frame
+``r10 + const`` accesses: only the byte range those accesses of the function
+touch is zeroed -- nothing else can observe the frame -- which LLVM then
+mostly folds into the first stores; a 4-deep call chain no longer clears
+2 KiB per call); the caller's registers are untouched by construction (they are
 the caller's SSA values), only r0 comes back. A fault anywhere stores its
 data in the context and returns 0; callers check ``fault_kind`` after every
 call and return at once, so the native stack unwinds by ordinary returns.
+
+Trusted mode, plain (non-runtime) programs: a forward data-flow pass
+(``mem_pointers``) finds the registers of the main function that provably
+hold input-memory pointers (r1 at entry, copies, pointer +/- constant,
+pointer + register); their accesses are a single GEP from the ``mem`` base
+instead of the stack-or-memory select, which lets LLVM hoist, strength-reduce
+and vectorise loops over the input. Registers are stored to their allocas
+once per BPF block (at its end), not once per write.
 
 Undefined behaviour LLVM would exploit is kept out: division and modulo
 divide by a substitute 1 when the divisor is 0 or the operation is
@@ -96,6 +108,12 @@ class ModuleLowering:
         self.program = program
         self.maps_by_handle = maps_by_handle or {}
         self.r10_pristine = not any(_writes_r10(insn) for insn in program)
+        # Trusted mode: when r10 only ever serves as the base of in-frame
+        # ``r10 + const`` accesses, nothing but those accesses can reach a frame
+        # (a verifier-accepted program cannot forge a stack pointer), so a
+        # function needs only the bytes it accesses zeroed, not all 512.
+        self.frame_private = (not checked and self.r10_pristine
+                              and not any(_r10_escapes(program, pc) for pc in range(len(program))))
         self.inlined_lookups = 0
         self.checked = checked
         self.helpers = helpers
@@ -197,6 +215,7 @@ class FunctionLowering:
         # One shared exit block per fault kind, its data arriving through phis
         # (fewer blocks and instructions than an exit per access: compile time).
         self.values: dict[int, ir.Value] = {}
+        self.dirty: set[int] = set()  # registers whose latest value is not stored yet
         self.shared: dict[int, tuple[ir.Block, list[tuple[int, ir.PhiInstr]]]] = {}
 
     # -- registers ------------------------------------------------------------
@@ -212,8 +231,15 @@ class FunctionLowering:
     def set(self, r: int, value: ir.Value) -> None:
         if value.type != I64:
             value = self.b.zext(value, I64)
-        self.b.store(value, self.regs[r])
         self.values[r] = value
+        self.dirty.add(r)
+
+    def flush(self) -> None:
+        """Store the registers written in this BPF block (once each, at its end:
+        fewer instructions for LLVM to parse and clean up than a store per write)."""
+        for r in sorted(self.dirty):
+            self.b.store(self.values[r], self.regs[r])
+        self.dirty = set()
 
     def lower(self) -> None:
         b = self.b
@@ -221,7 +247,14 @@ class FunctionLowering:
         self.budget = b.alloca(I64, name="budget")
         self.regions = mm.Regions(b, self.ctx)
         frame = self.frame = self.regions.frame(b, self.depth)
-        b.call(self.owner.memset, [frame, I8(0), I64(STACK_SIZE), I1(0)])
+        n = len(self.program)
+        leaders = reachable(self.owner.blocks, self.entry, n)
+        lo, hi = 0, STACK_SIZE
+        if self.owner.frame_private:
+            lo, hi = _frame_range(self.program, [pc for leader in leaders for pc in self.owner.blocks[leader].slots])
+        if hi > lo:
+            start = b.gep(frame, [I64(lo)], source_etype=I8) if lo else frame
+            b.call(self.owner.memset, [start, I8(0), I64(hi - lo), I1(0)])
         args = self.fn.args
         if self.is_main:
             initial = [I64(0), args[1], args[2]] + [I64(0)] * 7
@@ -233,8 +266,9 @@ class FunctionLowering:
         b.store(top, self.regs[10])
         if self.checked:
             b.store(mm.load_field(b, self.ctx, mm.F_BUDGET), self.budget)
-        n = len(self.program)
-        leaders = reachable(self.owner.blocks, self.entry, n)
+        self.mem_in: dict[int, frozenset[int]] = {}
+        if not self.checked and not self.owner.runtime and self.is_main:
+            self.mem_in = mem_pointers(self.program, self.owner.blocks, leaders, self.entry, frozenset({1}))
         for leader in leaders:
             self.llvm_blocks[leader] = self.fn.append_basic_block(f"L{leader}")
         b.branch(self.llvm_blocks[self.entry])
@@ -282,6 +316,7 @@ class FunctionLowering:
         self.block = block
         b.position_at_end(self.llvm_blocks[block.start])
         self.values = {}
+        self.dirty = set()
         if self.checked:
             left = b.load(self.budget, typ=I64)
             after = b.sub(left, I64(block.length))
@@ -289,11 +324,14 @@ class FunctionLowering:
                                 [I64(block.start), left])
             b.store(after, self.budget)
         self.r1_map = None  # the map whose handle r1 holds (lddw map_fd r1 earlier in this block)
+        self.mem_regs = self.mem_in.get(block.start, frozenset())
         for index, pc in enumerate(block.slots):
             self.pc, self.index = pc, index
             insn = self.program[pc]
             kind = FORMS[insn.opcode].kind
             KIND_LOWERING[kind](self, insn)
+            if self.mem_in:
+                self.mem_regs = mem_transfer(insn, self.mem_regs)
             if kind is Kind.LDDW and insn.dst == 1 and insn.src in (LddwSource.MAP_FD, LddwSource.MAP_IDX):
                 handle = self._resolve(insn, self.program[pc + 1])
                 found = self.owner.maps_by_handle.get(handle)
@@ -301,7 +339,9 @@ class FunctionLowering:
             elif insn.dst == 1 or kind in (Kind.CALL, Kind.CALLX, Kind.ATOMIC, Kind.LDDW):
                 self.r1_map = None
         if not b.block.is_terminated:
+            self.flush()
             b.branch(self.target(block.successors[0]))
+        self.dirty = set()
 
     # -- exits ------------------------------------------------------------------
     def store_budget(self) -> None:
@@ -432,6 +472,7 @@ class FunctionLowering:
 
     # -- jumps, calls, exit -----------------------------------------------------------
     def lower_ja(self, insn: Instruction) -> None:
+        self.flush()
         self.b.branch(self.target(slot_target(insn, self.pc)))
 
     def lower_jump(self, insn: Instruction) -> None:
@@ -452,6 +493,7 @@ class FunctionLowering:
         else:
             predicate, signed = CONDITIONS[op]
             cond = (b.icmp_signed if signed else b.icmp_unsigned)(predicate, a, c)
+        self.flush()
         b.cbranch(cond, self.target(slot_target(insn, self.pc)), self.target(self.pc + 1))
 
     def lower_exit(self, insn: Instruction) -> None:
@@ -625,6 +667,8 @@ class FunctionLowering:
         if slot is not None:
             return slot
         address = b.add(self.reg(base), I64(off & 0xFFFF_FFFF_FFFF_FFFF))
+        if base in self.mem_regs:  # trusted, provably an input-memory pointer: no stack test
+            return b.gep(self.regions.mem, [b.sub(address, I64(mm.MEM_BASE))], source_etype=I8)
         host, ok = mm.translate(b, self.regions, self.depth, address, size, self.checked)
         if ok is not None:
             self.branch_to_exit(b.not_(ok), mm.FAULT_MEMORY, (mm.F_PC, mm.F_EXTRA, mm.F_ADDR, mm.F_SIZE, mm.F_WRITE),
@@ -780,6 +824,96 @@ def _writes_r10(insn: Instruction) -> bool:
     if form is None:
         return False
     return (form.kind in _WRITES_DST and insn.dst == 10) or (form.kind is Kind.ATOMIC and insn.src == 10)
+
+
+def mem_transfer(insn: Instruction, known: frozenset[int]) -> frozenset[int]:
+    """Registers known to point into the input memory after ``insn`` (trusted
+    mode: pointer + scalar stays in its region for verifier-accepted programs;
+    anything the analysis cannot follow becomes unknown)."""
+    form = FORMS.get(insn.opcode)
+    if form is None:
+        return known
+    kind = form.kind
+    if kind in (Kind.CALL, Kind.CALLX, Kind.LD_ABS, Kind.LD_IND):
+        return known - {0, 1, 2, 3, 4, 5}
+    if kind is Kind.ATOMIC:
+        return known - {0, insn.src}
+    if kind not in _WRITES_DST:
+        return known
+    dst_mem = False
+    if kind is Kind.ALU and insn.opcode & CLASS_MASK == InsnClass.ALU64 and insn.off == 0:
+        op, by_reg = insn.opcode & OPERATION_MASK, insn.opcode & SOURCE_MASK == Source.X
+        if op == AluOp.MOV:
+            dst_mem = by_reg and insn.src in known
+        elif op == AluOp.ADD:
+            dst_mem = insn.dst in known or (by_reg and insn.src in known)
+        elif op == AluOp.SUB:
+            dst_mem = not by_reg and insn.dst in known
+    return known | {insn.dst} if dst_mem else known - {insn.dst}
+
+
+def mem_pointers(program: Program, blocks: dict[int, Block], leaders: list[int], entry: int,
+                 initial: frozenset[int]) -> dict[int, frozenset[int]]:
+    """Per leader: the registers that hold input-memory pointers on every path to it."""
+    state: dict[int, frozenset[int]] = {entry: initial}
+    work = [entry]
+    n = len(program)
+    while work:
+        leader = work.pop()
+        known = state[leader]
+        for pc in blocks[leader].slots:
+            known = mem_transfer(program[pc], known)
+        for succ in blocks[leader].successors:
+            if succ >= n:
+                continue
+            old = state.get(succ)
+            new = known if old is None else old & known
+            if new != old:
+                state[succ] = new
+                work.append(succ)
+    return state
+
+
+_MEMORY_BASE_DST = {Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC}
+
+
+def _frame_access(program: Program, pc: int) -> tuple[int, int] | None:
+    """``(offset into the frame, size)`` of an in-frame ``r10 + const`` access at ``pc``, else None."""
+    insn = program[pc]
+    form = FORMS.get(insn.opcode)
+    if form is None:
+        return None
+    base = insn.src if form.kind in (Kind.LOAD, Kind.LOAD_SX) else insn.dst if form.kind in _MEMORY_BASE_DST else None
+    if base != 10:
+        return None
+    size = SIZE_BYTES[insn.opcode & SIZE_MASK]
+    w = STACK_SIZE + insn.off
+    return (w, size) if 0 <= w <= STACK_SIZE - size else None
+
+
+def _r10_escapes(program: Program, pc: int) -> bool:
+    """Does slot ``pc`` use r10 other than as the base of an in-frame access?"""
+    insn = program[pc]
+    form = FORMS.get(insn.opcode)
+    if form is None or form.kind in (Kind.CALL, Kind.EXIT, Kind.JA, Kind.LDDW):
+        return False  # (an lddw tail has no form; an lddw writing r10 makes r10 not pristine)
+    if 10 not in (insn.src, insn.dst):
+        return False
+    if form.kind in (Kind.LOAD, Kind.LOAD_SX, Kind.STORE_IMM):
+        return _frame_access(program, pc) is None
+    if form.kind in (Kind.STORE_REG, Kind.ATOMIC):
+        return insn.src == 10 or _frame_access(program, pc) is None
+    return True
+
+
+def _frame_range(program: Program, slots: list[int]) -> tuple[int, int]:
+    """The byte range of the frame that the in-frame accesses at ``slots`` touch."""
+    lo, hi = STACK_SIZE, 0
+    for pc in slots:
+        found = _frame_access(program, pc)
+        if found is not None:
+            lo, hi = min(lo, found[0]), max(hi, found[0] + found[1])
+    return lo, hi
 
 
 def lower_program(program: Program, *, checked: bool, helpers: HelperRegistry,

@@ -284,7 +284,8 @@ class JitProgram:
         self.uses_helpers = lowering.uses_helpers
         ir_text = str(lowering.module)
         key = engine.cache_key(program.to_bytes(), mode, opt_level, id(self.helpers), runtime, ir_text)
-        self.compiled = engine.compile_ir(key, ir_text, [MAIN, RUN_MANY, *lowering.exported], opt_level)
+        self.compiled = engine.compile_ir(key, ir_text, [MAIN, RUN_MANY, *lowering.exported], opt_level,
+                                          light=len(program) > engine.LIGHT_PIPELINE_SLOTS)
         self.entries = {name: _ENTRY_PROTO(self.compiled.addresses[name]) for name in lowering.exported}
         self._main = _MAIN_PROTO(self.compiled.addresses[MAIN])
         self._run_many = _RUN_MANY_PROTO(self.compiled.addresses[RUN_MANY])

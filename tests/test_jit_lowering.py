@@ -161,3 +161,35 @@ def test_entry_registers_and_run_many_equal_run() -> None:
     assert [int(x) for x in out] == [e.r0 for e in expected]
     assert [bytes(row) for row in rows] == [e.mem for e in expected]
     assert compile(Program([b.mov64_reg(0, 1), b.alu64_reg(AluOp.ADD, 0, 2), b.exit_insn()])).run().r0 == 0
+
+
+def test_trusted_frames_zeroed_where_read_and_memory_pointers_match_interpreter() -> None:
+    # Two callees at the same depth: A leaves data in its frame, B reads the
+    # same slots without writing them (the interpreter's zeroed frame gives 0),
+    # then main reads input memory through a copied, offset r1 and writes back.
+    prog = Program([
+        b.call_local(4),                                   # A (slot 5)
+        b.call_local(5),                                   # B (slot 7) -> r0
+        b.mov64_reg(6, 1), b.alu64_imm(AluOp.ADD, 6, 4),
+        b.ja(6),                                           # -> slot 11
+        # A (slot 5): *(u64 *)(r10 - 16) = 0x77; exit
+        b.st(Size.DW, 10, -16, 0x77), b.exit_insn(),
+        # B (slot 7): r0 = *(u64 *)(r10 - 16); exit
+        b.ldx(Size.DW, 0, 10, -16), b.exit_insn(),
+        b.mov64_imm(0, 99), b.exit_insn(),                 # unreachable padding
+        # slot 11: r3 = *(u32 *)(r6 + 0); r0 += r3; *(u8 *)(r6 - 4) = r0; exit
+        b.ldx(Size.W, 3, 6, 0), b.alu64_reg(AluOp.ADD, 0, 3), b.stx(Size.B, 6, 0, -4), b.exit_insn(),
+    ])
+    rows = np.arange(64, dtype=np.uint8).reshape(8, 8).copy()
+    expected = [run(prog, mem=bytes(row)) for row in rows]
+    assert expected[1].r0 == int.from_bytes(bytes(rows[1][4:]), "little") != 99
+    trusted_ir = compile(prog, mode="trusted").optimized_ir
+    assert "i64 512, i1" not in trusted_ir  # no whole-frame clear: B's 8 bytes only
+    for mode in ("checked", "trusted"):
+        jit = compile(prog, mode=mode)
+        for _ in range(2):  # frames reused across runs
+            got = [jit.run(bytes(row)) for row in rows]
+            assert [(g.r0, g.mem) for g in got] == [(e.r0, e.mem) for e in expected]
+        batch = rows.copy()
+        assert [int(x) for x in jit.run_many(batch)] == [e.r0 for e in expected]
+        assert [bytes(row) for row in batch] == [e.mem for e in expected]
