@@ -152,3 +152,108 @@ def find_message(line: str | None, group: tuple[Message, ...] = STRUCTURAL + INS
         if message.template and message.matches(line):
             return message
     return None
+
+# --- do_check: abstract interpretation (verifier.transfer / checks / explore) -----
+# errno EACCES unless noted: the kernel returns -EACCES for most memory-safety
+# rejections and -EINVAL for malformed or unsupported uses.
+REG_INVALID = Message("R{reg} is invalid", "EINVAL", "check_reg_arg")
+NOT_READ_OK = Message("R{reg} !read_ok", "EACCES", "check_reg_arg")
+FP_READ_ONLY = Message("frame pointer is read only", "EACCES", "check_reg_arg")
+DIV_BY_ZERO = Message("div by zero", "EINVAL", "check_alu_op")
+INVALID_SHIFT = Message("invalid shift {imm}", "EINVAL", "check_alu_op")
+INVALID_MEM_ACCESS = Message("R{reg} invalid mem access '{type}'", "EACCES", "check_mem_access")
+CTX_ACCESS = Message("invalid bpf_context access off={off} size={size}", "EACCES", "check_ctx_access")
+MODIFIED_PTR = Message("dereference of modified {type} ptr R{reg} off={off} disallowed", "EACCES",
+                       "__check_ptr_off_reg")
+NEGATIVE_PTR_OFF = Message("negative offset {type} ptr R{reg} off={off} disallowed", "EACCES",
+                           "__check_ptr_off_reg")
+VARIABLE_PTR_ACCESS = Message("variable {type} access var_off={var} disallowed", "EACCES", "__check_ptr_off_reg")
+STACK_BOUNDS = Message("invalid{extra} stack R{reg} off={off} size={size}", "EACCES",
+                       "check_stack_access_within_bounds")
+STACK_VAR_BOUNDS = Message("invalid variable-offset{extra} stack R{reg} var_off={var} off={off} size={size}",
+                           "EACCES", "check_stack_access_within_bounds")
+STACK_READ_UNINIT = Message("invalid read from stack off {off}+{i} size {size}", "EACCES",
+                            "check_stack_read_fixed_off")
+STACK_VAR_READ_UNINIT = Message("invalid read from stack R{reg} var_off={var}+{i} size {size}", "EACCES",
+                                "check_stack_read_var_off")
+STACK_INDIRECT_UNINIT = Message("invalid indirect read from stack R{reg} off {off}+{i} size {size}", "EACCES",
+                                "check_stack_range_initialized")
+SPILL_SIZE = Message("invalid size of register spill", "EACCES", "check_stack_write_fixed_off")
+FILL_SIZE = Message("invalid size of register fill", "EACCES", "check_stack_read_fixed_off")
+MISALIGNED = Message("misaligned {desc}access off {var}+{reg_off}+{off} size {size}", "EACCES",
+                     "check_generic_ptr_alignment")
+MISALIGNED_PKT = Message("misaligned packet access off {ip}+{var}+{reg_off}+{off} size {size}", "EACCES",
+                         "check_pkt_ptr_alignment")
+MAP_VALUE_BOUNDS = Message("invalid access to map value, value_size={value_size} off={off} size={size}",
+                           "EACCES", "__check_mem_access")
+MEM_BOUNDS = Message("invalid access to memory, mem_size={mem_size} off={off} size={size}", "EACCES",
+                     "__check_mem_access")
+MIN_NEGATIVE = Message("R{reg} min value is negative, either use unsigned or 'var &= const'", "EACCES",
+                       "check_mem_region_access")
+MIN_OUTSIDE = Message("R{reg} min value is outside of the allowed memory range", "EACCES",
+                      "check_mem_region_access")
+MAX_OUTSIDE = Message("R{reg} max value is outside of the allowed memory range", "EACCES",
+                      "check_mem_region_access")
+UNBOUNDED_ACCESS = Message("R{reg} unbounded memory access, make sure to bounds check any such access", "EACCES",
+                           "check_mem_region_access")
+MAP_WRITE_FORBIDDEN = Message("write into map forbidden, value_size={value_size} off={off} size={size}",
+                              "EACCES", "check_map_access_type")
+MAP_READ_FORBIDDEN = Message("read from map forbidden, value_size={value_size} off={off} size={size}",
+                             "EACCES", "check_map_access_type")
+PKT_MIN_NEGATIVE = Message("R{reg} min value is negative, either use unsigned index or do a if (index >=0) check.",
+                           "EACCES", "check_packet_access")
+PKT_OUTSIDE = Message("R{reg} offset is outside of the packet", "EACCES", "check_packet_access")
+PKT_WRITE = Message("cannot write into packet", "EACCES", "check_mem_access")
+ATOMIC_STORE_INTO = Message("BPF_ATOMIC stores into R{reg} {type} is not allowed", "EACCES", "check_atomic")
+ST_STORE_INTO = Message("BPF_ST stores into R{reg} {type} is not allowed", "EACCES", "check_st")
+LD_ABS_NOT_SKB = Message("at the time of BPF_LD_ABS|IND R6 != pointer to skb", "EINVAL", "check_ld_abs")
+# pointer arithmetic: adjust_ptr_min_max_vals / adjust_reg_min_max_vals
+PTR_ARITH_32 = Message("R{reg} 32-bit pointer arithmetic prohibited", "EACCES", "adjust_ptr_min_max_vals")
+PTR_ARITH_NULL = Message("R{reg} pointer arithmetic on {type} prohibited, null-check it first", "EACCES",
+                         "adjust_ptr_min_max_vals")
+PTR_ARITH_TYPE = Message("R{reg} pointer arithmetic on {type} prohibited", "EACCES", "adjust_ptr_min_max_vals")
+PTR_ARITH_OP = Message("R{reg} pointer arithmetic with {op} operator prohibited", "EACCES",
+                       "adjust_ptr_min_max_vals")
+PTR_BITWISE = Message("R{reg} bitwise operator {op} on pointer prohibited", "EACCES", "adjust_ptr_min_max_vals")
+PTR_SUB_FROM_SCALAR = Message("R{reg} tried to subtract pointer from scalar", "EACCES", "adjust_ptr_min_max_vals")
+PTR_PTR = Message("R{reg} pointer {op} pointer prohibited", "EACCES", "adjust_reg_min_max_vals")
+PTR_MATH_CONST = Message("math between {type} pointer and {value} is not allowed", "EINVAL",
+                         "check_reg_sane_offset")
+PTR_MATH_UNBOUNDED = Message("math between {type} pointer and register with unbounded min value is not allowed",
+                             "EINVAL", "check_reg_sane_offset")
+PTR_OUT_OF_BOUNDS = Message("value {value} makes {type} pointer be out of bounds", "EINVAL",
+                            "check_reg_sane_offset")
+# helpers: check_helper_call / check_func_arg
+INVALID_FUNC = Message("invalid func {name}#{id}", "EINVAL", "check_helper_call")
+HELPER_NOT_ALLOWED = Message("program of this type cannot use helper {name}#{id}", "EINVAL", "check_helper_call")
+ARG_TYPE = Message("R{reg} type={type} expected={expected}", "EACCES", "check_reg_type")
+NOT_KNOWN_CONSTANT = Message("R{reg} is not a known constant'", "EACCES", "check_func_arg")
+SIZE_NEGATIVE = Message("R{reg} min value is negative, either use unsigned or 'var &= const'", "EACCES",
+                        "check_mem_size_reg")
+SIZE_UNBOUNDED = Message("R{reg} unbounded memory access, use 'var &= const' or 'if (var < const)'", "EACCES",
+                         "check_mem_size_reg")
+ZERO_SIZE = Message("R{reg} invalid zero-sized read", "EACCES", "check_mem_size_reg")
+STACK_INDIRECT_BOUNDS = Message("invalid indirect access to stack R{reg} off={off} size={size}", "EACCES",
+                                "check_stack_access_within_bounds")
+MAP_FUNC_MISMATCH = Message("cannot pass map_type {map_type} into func {name}#{id}", "EINVAL",
+                            "check_map_func_compatibility")
+TAIL_CALL_MAP = Message("expected prog array map for tail call", "EINVAL", "record_func_key")
+REFERENCE_LEAK = Message("BPF_EXIT instruction in main prog would lead to reference leak", "EINVAL",
+                         "check_reference_leak")
+RELEASE_NO_REF = Message("R{reg} must be referenced when passed to release function", "EINVAL",
+                         "check_func_arg")
+# calls, exit
+CALL_STACK_TOO_DEEP = Message("the call stack of {frames} frames is too deep", "E2BIG", "check_func_call")
+COMBINED_STACK = Message("combined stack size of {calls} calls is {size}. Too large", "EACCES",
+                         "check_max_stack_depth")
+RETURN_STACK_PTR = Message("cannot return stack pointer to the caller", "EINVAL", "prepare_func_exit")
+RETURN_RANGE = Message("At program exit the register R0 has {bounds} should have been in [{lo}, {hi}]", "EINVAL",
+                       "check_return_code")
+RETURN_NOT_SCALAR = Message("At program exit the register R0 is not a known value ({type})", "EACCES",
+                            "check_return_code")
+# exploration
+INFINITE_LOOP = Message("infinite loop detected at insn {insn}", "EINVAL", "is_state_visited")
+TOO_LARGE = Message("BPF program is too large. Processed {count} insn", "E2BIG", "do_check")
+STATS = Message("processed {insns} insns (limit 1000000) max_states_per_insn {max_states} total_states "
+                "{total_states} peak_states {peak_states} mark_read {mark_read}", "", "print_verification_stats")
+BEYOND_STRUCT = Message("access beyond struct {struct} at off {off} size {size}", "EACCES", "btf_struct_access")

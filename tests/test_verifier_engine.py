@@ -1,0 +1,173 @@
+"""Unit tests of the verifier engine (state, transfer, checks, explore, api),
+one rule each, plus the soundness property against the interpreter."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+
+from ebpfvm import run
+from ebpfvm.asm import assemble
+from ebpfvm.conformance.strategies import MEM_SIZE, input_memory, kernel_safe_programs
+from ebpfvm.kernel.execute import wrap_for_kernel
+from ebpfvm.maps.definition import MapDefinition
+from ebpfvm.program import Program
+from ebpfvm.verifier import verify
+
+ARRAY = MapDefinition(name="a", map_type="array", key_size=4, value_size=8, max_entries=4)
+
+
+def check(text: str, prog_type: str = "socket_filter", maps=(), **kw):
+    p = assemble(text)
+    program = Program(p.instructions, prog_type=prog_type, maps=list(maps))
+    return verify(program, prog_type=prog_type, **kw)
+
+
+def rejects(text: str, message: str, **kw) -> None:
+    result = check(text, **kw)
+    assert result.verdict == "reject", result.log
+    assert result.error.message == message, result.log
+
+
+def accepts(text: str, **kw) -> None:
+    result = check(text, **kw)
+    assert result.verdict == "accept", result.log
+
+
+def test_uninitialised_register():
+    rejects("exit", "R0 !read_ok")
+    rejects("mov %r0, %r5\nexit", "R5 !read_ok")
+
+
+def test_frame_pointer_read_only():
+    rejects("mov %r10, 1\nmov %r0, 0\nexit", "frame pointer is read only")
+
+
+def test_div_by_zero_immediate_but_not_register():
+    rejects("mov %r0, 1\ndiv %r0, 0\nexit", "div by zero")
+    accepts("mov %r0, 1\nmov %r1, 0\ndiv %r0, %r1\nexit")
+
+
+def test_stack_spill_and_fill_keep_pointer():
+    accepts("stxdw [%r10-8], %r1\nldxdw %r2, [%r10-8]\nldxw %r0, [%r2+0]\nexit")
+    rejects("stxw [%r10-8], %r1\nmov %r0, 0\nexit", "invalid size of register spill")
+
+
+def test_stack_bounds_and_alignment():
+    rejects("stdw [%r10-520], 1\nmov %r0, 0\nexit", "invalid write to stack R10 off=-520 size=8")
+    rejects("stw [%r10-6], 1\nmov %r0, 0\nexit", "misaligned stack access off 0+0+-6 size 4")
+
+
+def test_scalar_deref():
+    rejects("mov %r1, 0\nldxw %r0, [%r1+0]\nexit", "R1 invalid mem access 'scalar'")
+
+
+def test_ctx_access_per_prog_type():
+    accepts("ldxw %r0, [%r1+0]\nexit")  # __sk_buff->len
+    rejects("ldxw %r0, [%r1+1000]\nexit", "invalid bpf_context access off=1000 size=4")
+    rejects("add %r1, 4\nldxw %r0, [%r1+0]\nexit", "dereference of modified ctx ptr R1 off=4 disallowed")
+
+
+MAP_LOOKUP = """
+stw [%r10-4], 0
+mov %r2, %r10
+add %r2, -4
+lddw %r1, map_fd 0
+call 1
+"""
+
+
+def test_map_value_null_check_and_bounds():
+    rejects(MAP_LOOKUP + "ldxw %r0, [%r0+0]\nexit", "R0 invalid mem access 'map_value_or_null'", maps=[ARRAY])
+    accepts(MAP_LOOKUP + "jeq %r0, 0, out\nldxw %r0, [%r0+4]\nout:\nmov %r0, 0\nexit", maps=[ARRAY])
+    rejects(MAP_LOOKUP + "jeq %r0, 0, out\nldxw %r0, [%r0+8]\nout:\nmov %r0, 0\nexit",
+            "R0 min value is outside of the allowed memory range", maps=[ARRAY])
+
+
+def test_map_value_variable_offset_needs_bounds():
+    body = MAP_LOOKUP + "jeq %r0, 0, out\nmov %r1, %r6\n"
+    rejects(MAP_LOOKUP + "mov %r6, %r0\njeq %r6, 0, out\nldxdw %r1, [%r6+0]\nadd %r6, %r1\nldxb %r0, [%r6+0]\n"
+            "out:\nmov %r0, 0\nexit",
+            "math between map_value pointer and register with unbounded min value is not allowed", maps=[ARRAY])
+    accepts(MAP_LOOKUP + "mov %r6, %r0\njeq %r6, 0, out\nldxdw %r1, [%r6+0]\nand %r1, 7\nadd %r6, %r1\n"
+            "ldxb %r0, [%r6+0]\nout:\nmov %r0, 0\nexit", maps=[ARRAY])
+    del body
+
+
+PKT = """
+ldxw %r2, [%r1+0]
+ldxw %r3, [%r1+4]
+mov %r0, 1
+mov %r4, %r2
+add %r4, 14
+"""
+
+
+@pytest.mark.parametrize("jump", ["jgt %r4, %r3, out", "jlt %r3, %r4, out"])
+def test_packet_range_from_data_end(jump):
+    accepts(PKT + jump + "\nldxb %r0, [%r2+13]\nout:\nexit", prog_type="xdp")
+    rejects(PKT + jump + "\nldxb %r0, [%r2+14]\nout:\nexit", "R2 offset is outside of the packet", prog_type="xdp")
+
+
+def test_packet_without_check():
+    rejects(PKT + "ldxb %r0, [%r2+0]\nexit", "R2 offset is outside of the packet", prog_type="xdp")
+
+
+def test_pointer_arithmetic_rules():
+    rejects("mul %r1, 2\nmov %r0, 0\nexit", "R1 pointer arithmetic with *= operator prohibited")
+    rejects("and %r1, 2\nmov %r0, 0\nexit", "R1 bitwise operator &= on pointer prohibited")
+    rejects("add32 %r1, 2\nmov %r0, 0\nexit", "R1 32-bit pointer arithmetic prohibited")
+    rejects("mov %r2, %r10\nadd %r1, %r2\nmov %r0, 0\nexit", "R1 pointer += pointer prohibited")
+
+
+def test_dead_branch_not_explored():
+    accepts("mov %r1, 1\njeq %r1, 1, ok\nexit\nok:\nmov %r0, 0\nexit")
+
+
+def test_bounded_loop_accepted_and_infinite_loop_detected():
+    accepts("mov %r0, 0\nmov %r1, 10\nloop:\nadd %r0, 1\nsub %r1, 1\njne %r1, 0, loop\nexit")
+    rejects("mov %r0, 0\nloop:\njeq %r0, 1, out\nja loop\nout:\nexit", "infinite loop detected at insn 1")
+
+
+def test_helper_checks():
+    rejects("call 999999\nmov %r0, 0\nexit", "invalid func unknown#999999")
+    rejects("mov %r1, 0\nmov %r2, 0\ncall 1\nmov %r0, 0\nexit", "R1 type=scalar expected=map_ptr")
+    rejects("call 23\nmov %r0, 0\nexit", "program of this type cannot use helper bpf_redirect#23")
+
+
+def test_caller_saved_registers_clobbered():
+    rejects("call 5\nmov %r0, %r1\nexit", "R1 !read_ok")
+
+
+def test_local_calls():
+    accepts("mov %r1, 1\ncall local fn\nexit\nfn:\nmov %r0, %r1\nexit")
+    rejects("call local fn\nexit\nfn:\nmov %r0, %r10\nadd %r0, -8\nstdw [%r0+0], 0\nexit",
+            "cannot return stack pointer to the caller")
+
+
+def test_return_range():
+    rejects("mov %r0, 2\nexit", "At program exit the register R0 has smin=2 smax=2 should have been in [0, 1]",
+            prog_type="cgroup_skb")
+    accepts("mov %r0, 1\nexit", prog_type="cgroup_skb")
+
+
+def test_result_shape():
+    result = check("mov %r0, 0\nexit")
+    assert result.verdict == "accept" and result.error is None
+    assert result.stats["processed_insns"] == 2
+    assert result.log.strip().startswith("processed 2 insns (limit 1000000) max_states_per_insn")
+    structural = check("mov %r0, 0")
+    assert structural.verdict == "reject" and structural.error.message == "last insn is not an exit or jmp"
+
+
+@settings(max_examples=40, deadline=None)
+@given(program=kernel_safe_programs(), mem=input_memory())
+def test_generated_programs_accepted_and_run_without_fault(program, mem):
+    """Soundness: the kernel accepts these by construction; so must we, and
+    an accepted program must run in the interpreter without a memory fault."""
+    wrapped = wrap_for_kernel(program, MEM_SIZE)
+    maps = [MapDefinition(name="mem", map_type="array", key_size=4, value_size=MEM_SIZE, max_entries=1),
+            MapDefinition(name="res", map_type="array", key_size=4, value_size=8, max_entries=1)]
+    result = verify(Program(wrapped.instructions, prog_type="xdp", maps=maps), prog_type="xdp")
+    assert result.verdict == "accept", result.log
+    run(program, mem=mem)  # raises MemoryFault / BudgetExhausted on a fault

@@ -1,0 +1,130 @@
+"""``verify(program, ...) -> VerifierResult``: the verifier's entry point."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import messages as M
+from .checks import Env, Reject
+from .explore import Stats, explore
+from .state import MAX_BPF_STACK
+from .structure import check_structure
+
+ACCEPT, REJECT = "accept", "reject"
+PROG_FLAG_STRICT_ALIGNMENT = 1 << 0
+PROG_FLAG_ANY_ALIGNMENT = 1 << 1
+
+
+@dataclass(frozen=True)
+class VerifierError:
+    """The rejection: the instruction (None for the whole program), the
+    kernel's last log line and the errno name of the failed load."""
+
+    insn: int | None
+    message: str | None
+    errno: str
+
+
+@dataclass
+class VerifierResult:
+    verdict: str
+    error: VerifierError | None
+    log: str
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == ACCEPT
+
+
+def _prog_type(name: str | None):
+    if name is None:
+        return None
+    try:
+        from ebpfvm.progtypes import get_prog_type
+        return get_prog_type(name)
+    except Exception:
+        return None
+
+
+def _stats_line(stats: Stats) -> str:
+    return M.STATS(insns=stats.processed_insns, max_states=stats.max_states_per_insn,
+                   total_states=stats.total_states, peak_states=stats.peak_states, mark_read=stats.mark_read)
+
+
+def _combined_stack(env: Env) -> Reject | None:
+    """``check_max_stack_depth``: along every call chain the frames' stacks,
+    each rounded up to 32 bytes, must fit in 512 bytes.  The chains are the
+    local calls reachable from each subprogram."""
+    program = env.program
+    from .cfg import ControlFlowGraph
+    cfg = ControlFlowGraph(program)
+    calls: dict[int, list[int]] = {}
+    for sub in cfg.subprograms:
+        calls[sub.start] = [pc + 1 + program.instructions[pc].imm for pc in sub.slots
+                            if program.instructions[pc].opcode == 0x85 and program.instructions[pc].src == 1]
+
+    def depth(start: int) -> int:
+        return max(32, (env.stack_depth.get(start, 0) + 31) // 32 * 32) if start else \
+            (env.stack_depth.get(start, 0) + 31) // 32 * 32
+
+    def walk(start: int, total: int, frames: int, seen: tuple) -> Reject | None:
+        total += depth(start)
+        if total > MAX_BPF_STACK:
+            return Reject(M.COMBINED_STACK, calls=frames, size=total)
+        for callee in calls.get(start, []):
+            if callee in seen:
+                continue
+            found = walk(callee, total, frames + 1, seen + (callee,))
+            if found:
+                return found
+        return None
+
+    return walk(0, 0, 1, (0,))
+
+
+def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_flags: int = 0,
+           expected_attach_type: str | None = None, privileged: bool = True) -> VerifierResult:
+    """Verify ``program`` as the Linux 6.18 verifier would load it as root
+    with ``prog_type`` (default: ``program.prog_type``).  Rejections are
+    results (``verdict == "reject"``) with the kernel's error line."""
+    start = time.perf_counter()
+    prog_type = prog_type or getattr(program, "prog_type", None)
+    attach = expected_attach_type or getattr(program, "expected_attach_type", None)
+    structural = check_structure(program, privileged=privileged)
+    if structural is not None:
+        line = structural.message
+        return VerifierResult(REJECT, VerifierError(structural.insn, line, structural.errno), line or "",
+                              {"processed_insns": 0, "total_states": 0, "peak_states": 0, "max_states_per_insn": 0,
+                               "time_us": int((time.perf_counter() - start) * 1e6)})
+    ptype = _prog_type(prog_type)
+    layout = ptype.layout_for(attach) if ptype is not None else None
+    strict = bool(prog_flags & PROG_FLAG_STRICT_ALIGNMENT) and not prog_flags & PROG_FLAG_ANY_ALIGNMENT
+    env = Env(program, prog_type, layout, ptype, strict, privileged, tuple(getattr(program, "maps", ()) or ()),
+              attach)
+    if getattr(program, "prog_type", None) != prog_type:
+        from dataclasses import replace as _r  # instruction_error reads program.prog_type
+        try:
+            from ebpfvm.program import Program
+            env.program = Program(program.instructions, prog_type=prog_type, maps=env.maps)
+        except Exception:
+            pass
+    outcome = explore(env)
+    error = outcome.error
+    if error is None:
+        error = _combined_stack(env)
+        insn = None
+    else:
+        insn = outcome.error_insn
+    stats = outcome.stats
+    lines = []
+    if error is not None:
+        lines.append(error.text)
+    lines.append(_stats_line(stats))
+    info = {"processed_insns": stats.processed_insns, "total_states": stats.total_states,
+            "peak_states": stats.peak_states, "max_states_per_insn": stats.max_states_per_insn,
+            "time_us": int((time.perf_counter() - start) * 1e6)}
+    if error is not None:
+        return VerifierResult(REJECT, VerifierError(insn, error.text, error.errno), "\n".join(lines) + "\n", info)
+    return VerifierResult(ACCEPT, None, "\n".join(lines) + "\n", info)

@@ -1,0 +1,502 @@
+"""Transfer functions: what one instruction does to an abstract state.
+
+``step(env, state, pc)`` dispatches on the instruction class through
+``_CLASS`` and returns the successors ``[(next_pc, state), ...]``: one for
+straight-line code, up to two for a conditional jump (a branch the domains
+prove dead is left out), none for the main program's ``exit``.  Safety
+checks live in :mod:`.checks`; a failed one raises ``Reject``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ebpfvm.helpers import default_registry
+from ebpfvm.helpers.prototype import ArgFlag, ArgKind, RetKind
+from ebpfvm.isa.instruction import Instruction
+
+from . import messages as M
+from .checks import (Env, Reject, check_helper_args, check_mem_access, check_return, check_write_reg, read_reg)
+from .domains import S64_MIN, Cmp, ScalarBounds, branch_taken, refine
+from .state import (BPF_REG_FP, MAX_CALL_FRAMES, NOT_INIT, OR_NULL_BASE, PACKET_TYPES, Frame, Reg, RegType, State,
+                    const, pointer, scalar)
+from .structure import instruction_error
+
+ALU, ALU64, JMP, JMP32, LD, LDX, ST, STX = 0x04, 0x07, 0x05, 0x06, 0x00, 0x01, 0x02, 0x03
+SIZE_BYTES = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
+BPF_MAX_VAR_OFF = 1 << 29
+_REGISTRY = None
+
+
+def _helpers():
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = default_registry()
+    return _REGISTRY
+
+
+def _fail_structural(program, pc: int) -> None:
+    error = instruction_error(program, pc)
+    if error is not None:
+        exc = Reject(M.Message("{t}", error.errno), t=error.message)
+        exc.reads_first = error.reads_first  # type: ignore[attr-defined]
+        raise exc
+
+
+# --- ALU ------------------------------------------------------------------------------
+
+# opcode >> 4 -> (64-bit method, 32-bit method, kernel operator text)
+_ALU_OPS = {
+    0x0: ("add", "add32", "+="), 0x1: ("sub", "sub32", "-="), 0x2: ("mul", "mul32", "*="),
+    0x3: ("div", "div32", "/="), 0x4: ("or_", "or32", "|="), 0x5: ("and_", "and32", "&="),
+    0x6: ("lsh", "lsh32", "<<="), 0x7: ("rsh", "rsh32", ">>="), 0x9: ("mod", "mod32", "%="),
+    0xA: ("xor", "xor32", "^="), 0xC: ("arsh", "arsh32", "s>>="),
+}
+_SIGNED = {0x3: ("sdiv", "sdiv32"), 0x9: ("smod", "smod32")}
+
+
+def _alu(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    code = insn.opcode
+    is64 = code & 0x07 == ALU64
+    op = code >> 4
+    x = bool(code & 0x08)
+    regs = state.regs
+    if op == 0xB:  # mov
+        src = read_reg(state, insn.src) if x else None
+        check_write_reg(insn.dst)
+        if not x:
+            value = ScalarBounds.const(insn.imm if is64 else insn.imm & 0xFFFF_FFFF)
+            regs[insn.dst] = scalar(value)
+        elif insn.off in (8, 16, 32) and insn.off != 0 and not (is64 and insn.off == 1):
+            size = insn.off // 8
+            regs[insn.dst] = scalar(src.var.movsx(size) if is64 else src.var.movsx32(size)) if src.is_scalar \
+                else scalar(ScalarBounds.unknown().movsx(size) if is64 else ScalarBounds.unknown().mov32())
+        elif is64:
+            if src.is_scalar and not src.id and not src.var.is_const():
+                src = replace(src, id=state.fresh_id())  # linked scalars share what a branch teaches
+                regs[insn.src] = src
+            regs[insn.dst] = src
+        else:
+            regs[insn.dst] = scalar(src.var.mov32() if src.is_scalar else ScalarBounds.unknown().mov32())
+        return [(pc + 1, state)]
+    if op in (0x8, 0xD):  # neg, end
+        dst = read_reg(state, insn.dst)
+        check_write_reg(insn.dst)
+        var = dst.var if dst.is_scalar else ScalarBounds.unknown()
+        if op == 0x8:
+            var = var.neg() if is64 else var.neg32()
+        elif is64:
+            var = var.bswap(insn.imm)
+        else:
+            var = var.to_be(insn.imm) if x else var.truncate(insn.imm // 8)
+        regs[insn.dst] = scalar(var)
+        return [(pc + 1, state)]
+    src = read_reg(state, insn.src) if x else const(insn.imm if is64 else insn.imm & 0xFFFF_FFFF)
+    dst = read_reg(state, insn.dst)
+    if op in (0x3, 0x9) and not x and insn.imm == 0:
+        raise Reject(M.DIV_BY_ZERO)
+    if op in (0x6, 0x7, 0xC) and not x and not 0 <= insn.imm < (64 if is64 else 32):
+        raise Reject(M.INVALID_SHIFT, imm=insn.imm)
+    check_write_reg(insn.dst)
+    if dst.is_pointer or src.is_pointer:
+        regs[insn.dst] = _pointer_alu(env, state, insn, dst, src, op, is64)
+        return [(pc + 1, state)]
+    names = _SIGNED[op] if op in _SIGNED and insn.off == 1 else _ALU_OPS[op][:2]
+    method = names[0] if is64 else names[1]
+    regs[insn.dst] = scalar(getattr(dst.var, method)(src.var))
+    return [(pc + 1, state)]
+
+
+_NO_ARITH = (RegType.CONST_PTR_TO_MAP, RegType.PTR_TO_PACKET_END, RegType.PTR_TO_SOCK_COMMON, RegType.PTR_TO_FUNC)
+
+
+def _pointer_alu(env: Env, state: State, insn: Instruction, dst: Reg, src: Reg, op: int, is64: bool) -> Reg:
+    """``adjust_ptr_min_max_vals``: pointer +/- scalar keeps the pointer and
+    moves its offset; pointer - pointer of one kind is a scalar; everything
+    else is refused in the kernel's words."""
+    opname = _ALU_OPS[op][2]
+    if dst.is_pointer and src.is_pointer:
+        if op == 0x1:
+            return scalar()
+        raise Reject(M.PTR_PTR, reg=insn.dst, op=opname)
+    ptr, off_reg = (dst, src) if dst.is_pointer else (src, dst)
+    if not is64:
+        raise Reject(M.PTR_ARITH_32, reg=insn.dst)
+    if ptr.maybe_null:
+        raise Reject(M.PTR_ARITH_NULL, reg=insn.dst, type=ptr.type)
+    if ptr.type in _NO_ARITH:
+        if not (ptr.type is RegType.CONST_PTR_TO_MAP and off_reg.is_const(0) and op == 0x0):
+            raise Reject(M.PTR_ARITH_TYPE, reg=insn.dst, type=ptr.type)
+    var = off_reg.var
+    if var.is_const():
+        v = var.smin
+        if v <= -BPF_MAX_VAR_OFF or v >= BPF_MAX_VAR_OFF:
+            raise Reject(M.PTR_MATH_CONST, type=ptr.type, value=v)
+    elif var.smin == S64_MIN:
+        raise Reject(M.PTR_MATH_UNBOUNDED, type=ptr.type)
+    if op == 0x1 and not dst.is_pointer:
+        raise Reject(M.PTR_SUB_FROM_SCALAR, reg=insn.dst)
+    if op in (0x4, 0x5, 0xA):
+        raise Reject(M.PTR_BITWISE, reg=insn.dst, op=opname)
+    if op not in (0x0, 0x1):
+        raise Reject(M.PTR_ARITH_OP, reg=insn.dst, op=opname)
+    if var.is_const():
+        delta = var.smin if op == 0x0 else -var.smin
+        new_off = ptr.off + delta
+        if not -BPF_MAX_VAR_OFF < new_off < BPF_MAX_VAR_OFF:
+            raise Reject(M.PTR_OUT_OF_BOUNDS, value=new_off, type=ptr.type)
+        return replace(ptr, off=new_off)
+    new_var = ptr.var.add(var) if op == 0x0 else ptr.var.sub(var)
+    out = replace(ptr, var=new_var)
+    if ptr.type in PACKET_TYPES:
+        out = replace(out, id=state.fresh_id(), range=0)  # a new variable offset: no range known yet
+    return out
+
+
+# --- loads and stores -----------------------------------------------------------------
+
+
+def _ldx(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    read_reg(state, insn.src)
+    check_write_reg(insn.dst)
+    size = SIZE_BYTES[insn.opcode & 0x18]
+    loaded = check_mem_access(env, state, insn.src, insn.off, size, write=False)
+    if insn.opcode & 0xE0 == 0x80 and loaded.is_scalar:  # memsx
+        loaded = scalar(loaded.var.movsx(size) if not loaded.var.is_const() else
+                        ScalarBounds.const(loaded.var.value).movsx(size))
+    state.regs[insn.dst] = loaded
+    return [(pc + 1, state)]
+
+
+def _stx(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    if insn.opcode & 0xE0 == 0xC0:
+        return _atomic(env, state, insn, pc)
+    value = read_reg(state, insn.src)
+    read_reg(state, insn.dst)
+    size = SIZE_BYTES[insn.opcode & 0x18]
+    check_mem_access(env, state, insn.dst, insn.off, size, write=True, value=value)
+    return [(pc + 1, state)]
+
+
+def _st(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    read_reg(state, insn.dst)  # 6.18 allows BPF_ST into the context (no "BPF_ST stores into" check)
+    size = SIZE_BYTES[insn.opcode & 0x18]
+    check_mem_access(env, state, insn.dst, insn.off, size, write=True, imm=insn.imm)
+    return [(pc + 1, state)]
+
+
+def _atomic(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    size = SIZE_BYTES[insn.opcode & 0x18]
+    imm = insn.imm & 0xFFFF_FFFF
+    if imm == 0x100:  # load-acquire: a plain load
+        return _ldx(env, state, Instruction(0x61 | (insn.opcode & 0x18), insn.dst, insn.src, insn.off), pc)
+    if imm == 0x110:  # store-release: a plain store
+        return _stx(env, state, Instruction(0x63 | (insn.opcode & 0x18), insn.dst, insn.src, insn.off), pc)
+    value = read_reg(state, insn.src)
+    dst = read_reg(state, insn.dst)
+    if imm == 0xF1:
+        read_reg(state, 0)
+    if dst.type in (RegType.PTR_TO_CTX, RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
+        raise Reject(M.ATOMIC_STORE_INTO, reg=insn.dst, type=dst.type)
+    loaded = check_mem_access(env, state, insn.dst, insn.off, size, write=False)
+    check_mem_access(env, state, insn.dst, insn.off, size, write=True, value=scalar())
+    if imm == 0xF1:
+        state.regs[0] = loaded if loaded is not None and loaded.is_scalar else scalar()
+    elif imm & 0x01:  # fetch
+        state.regs[insn.src] = loaded if loaded is not None and loaded.is_scalar else scalar()
+    del value
+    return [(pc + 1, state)]
+
+
+def _ld(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    if insn.opcode == 0x18:
+        return _lddw(env, state, insn, pc)
+    # LD_ABS / LD_IND: r6 must hold the skb; r1-r5 are clobbered, r0 a scalar
+    if insn.opcode & 0xE0 == 0x40:
+        read_reg(state, insn.src)
+    ctx = read_reg(state, 6)
+    if ctx.type is not RegType.PTR_TO_CTX:
+        raise Reject(M.LD_ABS_NOT_SKB)
+    for r in range(1, 6):
+        state.regs[r] = NOT_INIT
+    size = SIZE_BYTES[insn.opcode & 0x18]
+    state.regs[0] = scalar(ScalarBounds.unknown().truncate(size))
+    return [(pc + 1, state)]
+
+
+def _lddw(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    check_write_reg(insn.dst)
+    tail = env.program.instructions[pc + 1]
+    src = insn.src
+    if src == 0:
+        state.regs[insn.dst] = const((insn.imm & 0xFFFF_FFFF) | (tail.imm & 0xFFFF_FFFF) << 32)
+    elif src == 1:
+        state.regs[insn.dst] = replace(pointer(RegType.CONST_PTR_TO_MAP), map=insn.imm)
+    elif src == 2:
+        state.regs[insn.dst] = replace(pointer(RegType.PTR_TO_MAP_VALUE), map=insn.imm, off=tail.imm)
+    elif src == 4:
+        state.regs[insn.dst] = pointer(RegType.PTR_TO_FUNC)
+    else:
+        state.regs[insn.dst] = scalar()
+    return [(pc + 2, state)]
+
+
+# --- jumps ----------------------------------------------------------------------------
+
+_CMP = {0x1: Cmp.EQ, 0x2: Cmp.GT, 0x3: Cmp.GE, 0x4: Cmp.SET, 0x5: Cmp.NE, 0x6: Cmp.SGT, 0x7: Cmp.SGE,
+        0xA: Cmp.LT, 0xB: Cmp.LE, 0xC: Cmp.SLT, 0xD: Cmp.SLE}
+
+
+def _jmp(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    op = insn.opcode >> 4
+    if op == 0x0:  # ja / gotol
+        off = insn.imm if insn.opcode & 0x07 == JMP32 else insn.off
+        return [(pc + 1 + off, state)]
+    if op == 0x8:
+        return _call(env, state, insn, pc)
+    if op == 0x9:
+        return _exit(env, state, insn, pc)
+    if op == 0xE:  # may_goto: both ways
+        return [(pc + 1, state.copy()), (pc + 1 + insn.off, state)]
+    return _cond(env, state, insn, pc)
+
+
+def _cond(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    is32 = insn.opcode & 0x07 == JMP32
+    x = bool(insn.opcode & 0x08)
+    dst = read_reg(state, insn.dst)
+    src = read_reg(state, insn.src) if x else const(insn.imm if not is32 else insn.imm & 0xFFFF_FFFF)
+    cmp = _CMP[insn.opcode >> 4]
+    target = pc + 1 + insn.off
+    if dst.is_scalar and src.is_scalar:
+        taken = branch_taken(cmp, dst.var, src.var, is32)
+        if taken is True:
+            return [(target, state)]
+        if taken is False:
+            return [(pc + 1, state)]
+        other = state.copy()
+        _refine_scalars(state, insn, x, dst, src, cmp, is32, True)
+        _refine_scalars(other, insn, x, dst, src, cmp, is32, False)
+        return [(pc + 1, other), (target, state)]
+    # pointers: null checks, packet ranges; otherwise both ways, nothing learnt
+    null_cmp = not is32 and cmp in (Cmp.EQ, Cmp.NE) and (src.is_const(0) or dst.is_const(0))
+    ptr, ptr_regno = (dst, insn.dst) if dst.is_pointer else (src, insn.src)
+    if null_cmp and ptr.is_pointer:
+        if not ptr.maybe_null:
+            if ptr.type in _NOT_NULL:  # reg_not_null: these are never NULL
+                return [(target if cmp is Cmp.NE else pc + 1, state)]
+            other = state.copy()  # ctx, stack, packet...: both ways, nothing learnt
+            return [(pc + 1, other), (target, state)]
+        other = state.copy()
+        taken_state, fall_state = state, other
+        is_null_when_taken = cmp is Cmp.EQ
+        _mark_null(taken_state, ptr, is_null_when_taken)
+        _mark_null(fall_state, ptr, not is_null_when_taken)
+        return [(pc + 1, fall_state), (target, taken_state)]
+    other = state.copy()
+    if not is32:
+        _packet_compare(other, state, dst, src, cmp)
+    return [(pc + 1, other), (target, state)]
+
+
+# reg_not_null: pointer kinds a comparison with 0 knows the outcome of.
+_NOT_NULL = frozenset({RegType.PTR_TO_MAP_VALUE, RegType.PTR_TO_MAP_KEY, RegType.PTR_TO_SOCK_COMMON,
+                       RegType.PTR_TO_MEM, RegType.PTR_TO_RINGBUF_MEM, RegType.CONST_PTR_TO_MAP})
+
+
+def _refine_scalars(state: State, insn: Instruction, x: bool, dst: Reg, src: Reg, cmp: Cmp, is32: bool,
+                    taken: bool) -> None:
+    a, b = refine(cmp, dst.var, src.var, is32, taken)
+    a, b = a.sanitized(), b.sanitized()
+    _set_linked(state, insn.dst, dst, a)
+    if x:
+        _set_linked(state, insn.src, src, b)
+
+
+def _set_linked(state: State, regno: int, reg: Reg, var: ScalarBounds) -> None:
+    """The register and every scalar sharing its id learn the new bounds."""
+    if reg.id:
+        state.map_regs(lambda r: replace(r, var=var) if r.is_scalar and r.id == reg.id else r)
+    state.regs[regno] = replace(reg, var=var)
+
+
+def _mark_null(state: State, ptr: Reg, is_null: bool) -> None:
+    """Every register with the pointer's id becomes NULL (a zero scalar) or
+    the checked pointer."""
+    if not ptr.id:
+        return
+    base = OR_NULL_BASE[ptr.type]
+
+    def fix(r: Reg) -> Reg:
+        if r.id != ptr.id or not r.maybe_null:
+            return r
+        if is_null:
+            return const(0)
+        return replace(r, type=base)
+
+    state.map_regs(fix)
+    if is_null and ptr.ref_obj_id:
+        state.refs = tuple(x for x in state.refs if x != ptr.ref_obj_id)
+
+
+def _packet_compare(fall: State, taken: State, dst: Reg, src: Reg, cmp: Cmp) -> None:
+    """``try_match_pkt_pointers``: a packet pointer compared with data_end (or
+    pkt_meta with pkt) gives every pointer with its id a range in the branch
+    where it is known to be below the end.  ``taken`` and ``fall`` are the
+    states of the two outcomes (the jump's and the fall-through's)."""
+    def pair(lo: Reg, hi: Reg) -> bool:
+        return (lo.type is RegType.PTR_TO_PACKET and hi.type is RegType.PTR_TO_PACKET_END) or \
+               (lo.type is RegType.PTR_TO_PACKET_META and hi.type is RegType.PTR_TO_PACKET)
+
+    # (which state learns, the pointer, right-open)
+    if pair(dst, src):
+        plan = {Cmp.GT: (fall, dst, False), Cmp.LT: (taken, dst, True), Cmp.GE: (fall, dst, True),
+                Cmp.LE: (taken, dst, False)}.get(cmp)
+    elif pair(src, dst):
+        plan = {Cmp.GT: (taken, src, True), Cmp.LT: (fall, src, False), Cmp.GE: (taken, src, False),
+                Cmp.LE: (fall, src, True)}.get(cmp)
+    else:
+        return
+    if plan is None:
+        return
+    state, ptr, right_open = plan
+    if ptr.off < 0 or (ptr.off == 0 and right_open) or ptr.var.umax + ptr.off > 0xFFFF:
+        return
+    new_range = ptr.off - (1 if right_open else 0)
+    state.map_regs(lambda r: replace(r, range=max(r.range, new_range))
+                   if r.type is ptr.type and r.id == ptr.id else r)
+
+
+# --- calls and exit --------------------------------------------------------------------
+
+# Helpers after which packet pointers are stale (bpf_helper_changes_pkt_data).
+_CHANGES_PKT = frozenset({9, 10, 11, 26, 28, 31, 37, 38, 39, 43, 44, 45, 50, 53, 54, 57, 65, 73, 74, 75, 76,
+                          77, 78, 79, 80, 82, 130, 131, 132, 133, 190, 191, 192})
+MAX_HELPER_ID = 212
+
+
+def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    if insn.src == 1:
+        return _local_call(env, state, insn, pc)
+    if insn.src == 2:
+        raise Reject(M.Message("kernel functions are not modelled", "EINVAL"))
+    from ebpfvm.helpers.ids import HELPER_NAMES
+    fid = insn.imm
+    if not 0 <= fid < MAX_HELPER_ID:
+        raise Reject(M.INVALID_FUNC, name="unknown", id=fid)
+    name = HELPER_NAMES.get(fid, "unknown")
+    if name != "unknown" and not name.startswith("bpf_"):
+        name = "bpf_" + name
+    allowed = env.ptype.allows_helper(fid) if env.ptype is not None else True
+    helper = _helpers().get(fid)
+    if not allowed or helper is None:
+        raise Reject(M.HELPER_NOT_ALLOWED, name=name, id=fid)
+    proto = helper.proto
+    meta = check_helper_args(env, state, proto, name, fid)
+    definition = env.maps[meta.map] if 0 <= meta.map < len(env.maps) else None
+    if fid == 12 and definition is not None and definition.map_type != "prog_array":
+        raise Reject(M.TAIL_CALL_MAP)
+    if definition is not None:
+        _check_map_compat(definition, fid, name)
+    if meta.release_ref:
+        rid = meta.release_ref
+        state.refs = tuple(x for x in state.refs if x != rid)
+        state.map_regs(lambda r: scalar() if r.ref_obj_id == rid else r)
+    for r in range(1, 6):
+        state.regs[r] = NOT_INIT
+    ret = proto.ret
+    if ret is RetKind.PTR_TO_MAP_VALUE_OR_NULL:
+        state.regs[0] = replace(pointer(RegType.PTR_TO_MAP_VALUE_OR_NULL), id=state.fresh_id(), map=meta.map)
+    elif ret is RetKind.PTR_TO_ALLOC_MEM_OR_NULL:
+        rid = state.fresh_id()
+        state.refs = state.refs + (rid,)
+        state.regs[0] = replace(pointer(RegType.PTR_TO_RINGBUF_MEM_OR_NULL), id=rid, ref_obj_id=rid,
+                                mem_size=meta.alloc_size)
+    elif ret is RetKind.PTR_TO_MEM_OR_NULL:
+        state.regs[0] = replace(pointer(RegType.PTR_TO_MEM_OR_NULL), id=state.fresh_id(), mem_size=meta.alloc_size)
+    else:
+        state.regs[0] = scalar()
+    if fid in _CHANGES_PKT:
+        state.map_regs(lambda r: scalar() if r.type in PACKET_TYPES or r.type is RegType.PTR_TO_PACKET_END else r)
+    if fid == 12:  # a tail call that fails falls through
+        pass
+    return [(pc + 1, state)]
+
+
+# check_map_func_compatibility, the map side: helpers each map type allows.
+_MAP_HELPERS = {
+    "prog_array": {12}, "perf_event_array": {6, 22, 25, 55}, "ringbuf": {130, 131, 132, 133, 134},
+    "stack_trace": {27}, "cgroup_array": {37, 41}, "devmap": {51, 1}, "queue": {87, 88, 89},
+    "stack": {87, 88, 89},
+}
+_HELPER_MAPS = {12: {"prog_array"}, 130: {"ringbuf"}, 131: {"ringbuf"}, 134: {"ringbuf"},
+                87: {"queue", "stack"}, 88: {"queue", "stack"}, 89: {"queue", "stack"}}
+_MAP_TYPE_IDS = {"hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "percpu_hash": 5,
+                 "percpu_array": 6, "stack_trace": 7, "cgroup_array": 8, "lru_hash": 9, "lru_percpu_hash": 10,
+                 "lpm_trie": 11, "array_of_maps": 12, "hash_of_maps": 13, "devmap": 14, "sockmap": 15,
+                 "cpumap": 16, "xskmap": 17, "sockhash": 18, "queue": 22, "stack": 23, "ringbuf": 27}
+
+
+def _check_map_compat(definition, fid: int, name: str) -> None:
+    mt = definition.map_type
+    allowed = _MAP_HELPERS.get(mt)
+    bad = (allowed is not None and fid not in allowed and fid not in (1, 2, 3) or
+           (allowed is not None and fid in (1, 2, 3) and mt in ("prog_array", "perf_event_array", "ringbuf",
+                                                                 "stack_trace", "cgroup_array")))
+    if fid in _HELPER_MAPS and mt not in _HELPER_MAPS[fid]:
+        bad = True
+    if bad:
+        raise Reject(M.MAP_FUNC_MISMATCH, map_type=_MAP_TYPE_IDS.get(mt, mt), name=name, id=fid)
+
+
+def _local_call(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    if len(state.frames) >= MAX_CALL_FRAMES:
+        raise Reject(M.CALL_STACK_TOO_DEEP, frames=len(state.frames) + 1)
+    target = pc + 1 + insn.imm
+    caller = state.frame
+    regs = [NOT_INIT] * 11
+    for r in range(1, 6):
+        regs[r] = caller.regs[r]
+    frameno = len(state.frames)
+    regs[BPF_REG_FP] = replace(pointer(RegType.PTR_TO_STACK), frameno=frameno)
+    caller.callsite = pc
+    state.frames.append(Frame(regs, {}, frameno, pc, target))
+    for r in range(0, 6):
+        caller.regs[r] = caller.regs[r]
+    return [(target, state)]
+
+
+def _exit(env: Env, state: State, insn: Instruction, pc: int) -> list:
+    if len(state.frames) > 1:
+        r0 = read_reg(state, 0)
+        callee = state.frames.pop()
+        if r0.type is RegType.PTR_TO_STACK and r0.frameno == callee.frameno:
+            raise Reject(M.RETURN_STACK_PTR)
+        caller = state.frame
+        for r in range(1, 6):
+            caller.regs[r] = NOT_INIT
+        caller.regs[0] = r0
+        ret = caller.callsite
+        caller.callsite = -1
+        return [(ret + 1, state)]
+    if state.refs:
+        raise Reject(M.REFERENCE_LEAK)
+    check_return(env, state)
+    return []
+
+
+# --- dispatch ---------------------------------------------------------------------------
+
+_CLASS = {ALU: _alu, ALU64: _alu, LDX: _ldx, STX: _stx, ST: _st, LD: _ld, JMP: _jmp, JMP32: _jmp}
+
+
+def step(env: Env, state: State, pc: int) -> list[tuple[int, State]]:
+    """Run instruction ``pc`` on ``state`` (modified in place); its successors."""
+    insn = env.program.instructions[pc]
+    cls = insn.opcode & 0x07
+    error = instruction_error(env.program, pc)
+    if error is not None:
+        for regno in error.reads_first:
+            read_reg(state, regno)
+        raise Reject(M.Message("{t}", error.errno), t=error.message)
+    return _CLASS[cls](env, state, insn, pc)
