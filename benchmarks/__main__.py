@@ -1,5 +1,5 @@
 """``python -m benchmarks [suite] [options]``; suites: compare (the default:
-every workload on interpreter, JIT, kernel and native C), interp, objects, jit."""
+every workload on interpreter, JIT, kernel and native C), interp, objects, jit, verifier."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 
 def main(argv: list[str]) -> int:
     suites = {"compare": "benchmarks.suite", "interp": "benchmarks.interp_speed",
-              "objects": "benchmarks.objects_speed", "jit": "benchmarks.jit_speed"}
+              "objects": "benchmarks.objects_speed", "jit": "benchmarks.jit_speed",
+              "verifier": "benchmarks.verifier_speed"}
     if argv and argv[0] in ("-h", "--help") or argv and argv[0] not in suites and not argv[0].startswith("-"):
         print(f"usage: python -m benchmarks [{{{','.join(suites)}}}] [options]  (default: compare)",
               file=sys.stderr)

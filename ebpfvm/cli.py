@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".data files or directories, or `record`/`check` followed by .case files or directories")
     p.add_argument("--engine", default="interp", help="interp, kernel, jit or all (default interp)")
     p.set_defaults(handler=cmd_conformance)
+
+    from .verify_cli import add_verify_parser
+
+    add_verify_parser(sub)
     return parser
 
 

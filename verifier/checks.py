@@ -45,6 +45,22 @@ class Env:
     attach_type: str | None = None
     stack_depth: dict[int, int] = field(default_factory=dict)  # subprog start -> bytes used
     ids: int = 0
+    inner_maps: dict[int, int] = field(default_factory=dict)  # outer map-in-map index -> its inner map's index
+
+
+def inner_map_index(env: Env, outer: int) -> int | None:
+    """The index in ``env.maps`` of the inner map template (``inner_map_meta``)
+    of map-in-map ``outer``, appended on first use; None when ``outer`` is not
+    an array_of_maps/hash_of_maps with a known inner map."""
+    if outer in env.inner_maps:
+        return env.inner_maps[outer]
+    definition = env.maps[outer] if 0 <= outer < len(env.maps) else None
+    inner = getattr(definition, "inner", None)
+    if definition is None or inner is None or definition.map_type not in ("array_of_maps", "hash_of_maps"):
+        return None
+    env.maps = tuple(env.maps) + (inner,)
+    env.inner_maps[outer] = len(env.maps) - 1
+    return env.inner_maps[outer]
 
 
 # --- registers ------------------------------------------------------------------------

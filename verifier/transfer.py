@@ -16,7 +16,8 @@ from ebpfvm.helpers.prototype import ArgFlag, ArgKind, RetKind
 from ebpfvm.isa.instruction import Instruction
 
 from . import messages as M
-from .checks import (Env, Reject, check_helper_args, check_mem_access, check_return, check_write_reg, read_reg)
+from .checks import (Env, Reject, check_helper_args, check_mem_access, check_return, check_write_reg, inner_map_index,
+                     read_reg)
 from .domains import S64_MIN, Cmp, ScalarBounds, branch_taken, refine
 from .state import (BPF_REG_FP, MAX_CALL_FRAMES, NOT_INIT, OR_NULL_BASE, PACKET_TYPES, Frame, Reg, RegType, State,
                     const, pointer, scalar)
@@ -290,8 +291,8 @@ def _cond(env: Env, state: State, insn: Instruction, pc: int) -> list:
         other = state.copy()
         taken_state, fall_state = state, other
         is_null_when_taken = cmp is Cmp.EQ
-        _mark_null(taken_state, ptr, is_null_when_taken)
-        _mark_null(fall_state, ptr, not is_null_when_taken)
+        _mark_null(taken_state, ptr, is_null_when_taken, env)
+        _mark_null(fall_state, ptr, not is_null_when_taken, env)
         return [(pc + 1, fall_state), (target, taken_state)]
     other = state.copy()
     if not is32:
@@ -320,12 +321,22 @@ def _set_linked(state: State, regno: int, reg: Reg, var: ScalarBounds) -> None:
     state.regs[regno] = replace(reg, var=var)
 
 
-def _mark_null(state: State, ptr: Reg, is_null: bool) -> None:
+def _mark_null(state: State, ptr: Reg, is_null: bool, env: Env | None = None) -> None:
     """Every register with the pointer's id becomes NULL (a zero scalar) or
-    the checked pointer."""
+    the checked pointer.  The value of a map-in-map lookup becomes, non-NULL,
+    a map pointer to the inner map (``mark_ptr_or_null_reg``: inner_map_meta)."""
     if not ptr.id:
         return
     base = OR_NULL_BASE[ptr.type]
+    inner = inner_map_index(env, ptr.map) if env is not None and base is RegType.PTR_TO_MAP_VALUE else None
+    if inner is not None and not is_null:
+        def fix_inner(r: Reg) -> Reg:
+            if r.id != ptr.id or not r.maybe_null:
+                return r
+            return replace(pointer(RegType.CONST_PTR_TO_MAP), map=inner)
+
+        state.map_regs(fix_inner)
+        return
 
     def fix(r: Reg) -> Reg:
         if r.id != ptr.id or not r.maybe_null:
