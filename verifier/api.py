@@ -95,7 +95,11 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
     structural = check_structure(program, privileged=privileged)
     if structural is not None:
         line = structural.message
-        return VerifierResult(REJECT, VerifierError(structural.insn, line, structural.errno), line or "",
+        text = line or ""
+        if log_level >= 1 and line:
+            from .log import structural_log
+            text = structural_log(program, line, log_level, int((time.perf_counter() - start) * 1e6))
+        return VerifierResult(REJECT, VerifierError(structural.insn, line, structural.errno), text,
                               {"processed_insns": 0, "total_states": 0, "peak_states": 0, "max_states_per_insn": 0,
                                "time_us": int((time.perf_counter() - start) * 1e6)})
     ptype = _prog_type(prog_type)
@@ -110,7 +114,11 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
             env.program = Program(program.instructions, prog_type=prog_type, maps=env.maps)
         except Exception:
             pass
-    outcome = explore(env)
+    log = None
+    if log_level >= 1:
+        from .log import LogBuilder
+        log = LogBuilder(env.program, log_level, env.maps)
+    outcome = explore(env, log)
     error = outcome.error
     if error is None:
         error = _combined_stack(env)
@@ -125,6 +133,17 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
     info = {"processed_insns": stats.processed_insns, "total_states": stats.total_states,
             "peak_states": stats.peak_states, "max_states_per_insn": stats.max_states_per_insn,
             "time_us": int((time.perf_counter() - start) * 1e6)}
+    text = "\n".join(lines) + "\n"
+    if log is not None:
+        text = log.finish(log.error_lines(error.text, insn, outcome.last_state) if error is not None else None, info["time_us"], _stack_depths(env), stats)
     if error is not None:
-        return VerifierResult(REJECT, VerifierError(insn, error.text, error.errno), "\n".join(lines) + "\n", info)
-    return VerifierResult(ACCEPT, None, "\n".join(lines) + "\n", info)
+        return VerifierResult(REJECT, VerifierError(insn, error.text, error.errno), text, info)
+    return VerifierResult(ACCEPT, None, text, info)
+
+
+def _stack_depths(env: Env) -> list[int]:
+    """Each subprogram's stack depth, as the log's ``stack depth 8+0``."""
+    insns = env.program.instructions
+    starts = sorted({0} | {pc + 1 + insn.imm for pc, insn in enumerate(insns)
+                           if insn.opcode == 0x85 and insn.src == 1})
+    return [(env.stack_depth.get(s, 0) + 7) // 8 * 8 for s in starts]

@@ -132,7 +132,7 @@ def _finish(cp: Checkpoint | None, visited: Visited) -> None:
         cp = cp.parent
 
 
-def _advance(successors: list, stack: list, cp: Checkpoint | None) -> bool:
+def _advance(successors: list, stack: list, cp: Checkpoint | None, log=None, pc: int = -1) -> bool:
     """Push a second successor (the jump target: the kernel goes on with the
     fall-through); False when the path ended."""
     if not successors:
@@ -141,10 +141,14 @@ def _advance(successors: list, stack: list, cp: Checkpoint | None) -> bool:
         if cp is not None:
             cp.branches += 1
         stack.append((successors[1][0], successors[1][1], cp))
+        if log is not None:
+            log.pushed(pc, successors[1][1])
     return True
 
 
-def explore(env: Env) -> Outcome:
+def explore(env: Env, log=None) -> Outcome:
+    """Explore every path; ``log`` (a :class:`verifier.log.LogBuilder`, only
+    when ``log_level >= 1``) is told of each processed instruction."""
     program = env.program
     points = prune_points(program)
     stats = Stats()
@@ -154,6 +158,8 @@ def explore(env: Env) -> Outcome:
     last_added = -LOOP_CHECKPOINT_GAP
     while stack:
         pc, state, cp = stack.pop()
+        if log is not None:
+            log.popped(pc, state)
         while True:
             if pc in points:
                 looping = visited.open.get(pc)
@@ -170,11 +176,15 @@ def explore(env: Env) -> Outcome:
                     stats.processed_insns += 1
                     if stats.processed_insns > COMPLEXITY_LIMIT:
                         return Outcome(Reject(M.TOO_LARGE, count=stats.processed_insns), pc, stats, state)
+                    if log is not None:
+                        log.insn(pc, state)
                     try:
                         successors = step(env, state, pc)
                     except Reject as exc:
                         return Outcome(exc, pc, stats, state)
-                    if not _advance(successors, stack, cp):
+                    if log is not None:
+                        log.after(pc, successors)
+                    if not _advance(successors, stack, cp, log, pc):
                         _finish(cp, visited)
                         break
                     pc, state = successors[0]
@@ -190,11 +200,15 @@ def explore(env: Env) -> Outcome:
             stats.processed_insns += 1
             if stats.processed_insns > COMPLEXITY_LIMIT:
                 return Outcome(Reject(M.TOO_LARGE, count=stats.processed_insns), pc, stats, state)
+            if log is not None:
+                log.insn(pc, state)
             try:
                 successors = step(env, state, pc)
             except Reject as exc:
                 return Outcome(exc, pc, stats, state)
-            if not _advance(successors, stack, cp):
+            if log is not None:
+                log.after(pc, successors)
+            if not _advance(successors, stack, cp, log, pc):
                 _finish(cp, visited)
                 break
             pc, state = successors[0]
