@@ -171,32 +171,16 @@ def explore(env: Env, log=None) -> Outcome:
                     break
                 # in a loop (an unfinished checkpoint here) add states sparingly,
                 # as the kernel does: every 100 instructions at most
-                if looping and \
-                        stats.processed_insns - last_added < LOOP_CHECKPOINT_GAP:
-                    stats.processed_insns += 1
-                    if stats.processed_insns > COMPLEXITY_LIMIT:
-                        return Outcome(Reject(M.TOO_LARGE, count=stats.processed_insns), pc, stats, state)
-                    if log is not None:
-                        log.insn(pc, state)
-                    try:
-                        successors = step(env, state, pc)
-                    except Reject as exc:
-                        return Outcome(exc, pc, stats, state)
-                    if log is not None:
-                        log.after(pc, successors)
-                    if not _advance(successors, stack, cp, log, pc):
-                        _finish(cp, visited)
-                        break
-                    pc, state = successors[0]
-                    continue
-                last_added = stats.processed_insns
-                new = Checkpoint(state.copy(), key if key is not None else state_key(state), cp, pc)
-                per_insn = visited.add(new)
-                cp = new
-                live += 1
-                stats.total_states += 1
-                stats.peak_states = max(stats.peak_states, live)
-                stats.max_states_per_insn = max(stats.max_states_per_insn, per_insn)
+                sparse = looping and stats.processed_insns - last_added < LOOP_CHECKPOINT_GAP
+                if not sparse:
+                    last_added = stats.processed_insns
+                    new = Checkpoint(state.copy(), key if key is not None else state_key(state), cp, pc)
+                    per_insn = visited.add(new)
+                    cp = new
+                    live += 1
+                    stats.total_states += 1
+                    stats.peak_states = max(stats.peak_states, live)
+                    stats.max_states_per_insn = max(stats.max_states_per_insn, per_insn)
             stats.processed_insns += 1
             if stats.processed_insns > COMPLEXITY_LIMIT:
                 return Outcome(Reject(M.TOO_LARGE, count=stats.processed_insns), pc, stats, state)
