@@ -171,3 +171,79 @@ def test_generated_programs_accepted_and_run_without_fault(program, mem):
     result = verify(Program(wrapped.instructions, prog_type="xdp", maps=maps), prog_type="xdp")
     assert result.verdict == "accept", result.log
     run(program, mem=mem)  # raises MemoryFault / BudgetExhausted on a fault
+
+
+# --- bpf_loop callbacks: verified in a new frame, R0 in [0, 1] ---------------------------
+
+_LOOP = """
+stdw [%r10-8], 0
+mov %r1, 4
+lddw %r2, func cb
+mov %r3, %r10
+add %r3, -8
+mov %r4, 0
+call 181
+mov %r0, 0
+exit
+cb:
+{body}
+"""
+
+
+def test_bpf_loop_callback_is_explored():
+    accepts(_LOOP.format(body="ldxdw %r0, [%r2+0]\nmov %r0, 1\nexit"))
+    rejects(_LOOP.format(body="mov %r0, %r5\nexit"), "R5 !read_ok")
+    rejects(_LOOP.format(body="ldxdw %r0, [%r1+0]\nmov %r0, 0\nexit"), "R1 invalid mem access 'scalar'")
+    rejects(_LOOP.format(body="mov %r0, 2\nexit"),
+            "At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]")
+
+
+def _loop_sum_variants():
+    import dataclasses
+
+    from ebpfvm.elf import load_object
+    from ebpfvm.isa.instruction import Instruction
+
+    obj = load_object("examples/loop_sum.o")
+    program = obj.program("sum_squares")
+
+    def variant(patch):
+        insns = list(program.instructions)
+        for pc, insn in patch.items():
+            insns[pc] = insn
+        return dataclasses.replace(obj, programs=(program.with_instructions(insns),))
+
+    # the callback starts at pc 37: r1 = index (scalar), r2 = ctx (caller stack)
+    return obj, {
+        "range": variant({44: Instruction(0xB4, 0, 0, 0, 2)}),        # w0 = 2
+        "scalar_deref": variant({38: Instruction(0x79, 3, 1, 0, 0)}),  # r3 = *(u64 *)(r1 + 0)
+        "uninit": variant({37: Instruction(0x2F, 1, 5, 0, 0)}),        # r1 *= r5
+    }
+
+
+def _verify_object(obj):
+    return verify(obj.program("sum_squares"), prog_type="socket_filter")
+
+
+def test_loop_sum_still_verifies():
+    obj, _ = _loop_sum_variants()
+    result = _verify_object(obj)
+    assert result.verdict == "accept", result.log
+
+
+@pytest.mark.parametrize("case", ["range", "scalar_deref", "uninit"])
+def test_bad_bpf_loop_callback_matches_kernel(case):
+    from kernel_support import require_kernel
+
+    from ebpfvm.kernel import KernelVerifierError
+    from ebpfvm.kernel.objects import open_object
+
+    _, variants = _loop_sum_variants()
+    obj = variants[case]
+    result = _verify_object(obj)
+    assert result.verdict == "reject", result.log
+    require_kernel()
+    with pytest.raises(KernelVerifierError) as info:
+        with open_object(obj) as loaded:
+            loaded.load("sum_squares")
+    assert result.error.message == info.value.error_line

@@ -530,5 +530,22 @@ def check_return(env: Env, state: State) -> None:
         raise Reject(M.RETURN_RANGE, bounds=" ".join(parts) or "unknown scalar value", lo=lo, hi=hi)
 
 
+def _bounds_text(r0: Reg) -> str:
+    parts = []
+    if r0.var.smin > S64_MIN:
+        parts.append(f"smin={r0.var.smin}")
+    if r0.var.smax < (1 << 63) - 1:
+        parts.append(f"smax={r0.var.smax}")
+    return " ".join(parts) or "unknown scalar value"
+
+
+def check_callback_return(r0: Reg, lo: int = 0, hi: int = 1) -> None:
+    """``prepare_func_exit`` for a bpf_loop / for_each_map_elem callback."""
+    if not r0.is_scalar:
+        raise Reject(M.CALLBACK_NOT_SCALAR)
+    if r0.var.smin < lo or r0.var.smax > hi:
+        raise Reject(M.CALLBACK_RANGE, bounds=_bounds_text(r0), lo=lo, hi=hi)
+
+
 __all__ = ["Reject", "Env", "read_reg", "check_write_reg", "check_mem_access", "check_helper_args",
            "check_return", "NOT_INIT", "OR_NULL_BASE"]

@@ -251,6 +251,9 @@ RETURN_RANGE = Message("At program exit the register R0 has {bounds} should have
                        "check_return_code")
 RETURN_NOT_SCALAR = Message("At program exit the register R0 is not a known value ({type})", "EACCES",
                             "check_return_code")
+CALLBACK_NOT_SCALAR = Message("R0 not a scalar value", "EACCES", "prepare_func_exit")
+CALLBACK_RANGE = Message("At callback return the register R0 has {bounds} should have been in [{lo}, {hi}]", "EINVAL",
+                         "prepare_func_exit")
 # exploration
 INFINITE_LOOP = Message("infinite loop detected at insn {insn}", "EINVAL", "is_state_visited")
 TOO_LARGE = Message("BPF program is too large. Processed {count} insn", "E2BIG", "do_check")

@@ -78,6 +78,7 @@ class Reg:
     map: int = -1
     mem_size: int = 0
     frameno: int = 0
+    func: int = -1  # PTR_TO_FUNC: the pc of the subprogram it names
 
     @property
     def is_scalar(self) -> bool:
@@ -161,9 +162,11 @@ class Frame:
     frameno: int = 0
     callsite: int = -1
     subprog: int = 0
+    in_callback: bool = False  # a bpf_loop / for_each_map_elem callback: R0 must be in [0, 1]
 
     def copy(self) -> Frame:
-        return Frame(list(self.regs), dict(self.stack), self.frameno, self.callsite, self.subprog)
+        return Frame(list(self.regs), dict(self.stack), self.frameno, self.callsite, self.subprog,
+                     self.in_callback)
 
     @property
     def stack_depth(self) -> int:

@@ -16,7 +16,7 @@ from ebpfvm.helpers.prototype import ArgFlag, ArgKind, RetKind
 from ebpfvm.isa.instruction import Instruction
 
 from . import messages as M
-from .checks import (Env, Reject, check_helper_args, check_mem_access, check_return, check_write_reg, inner_map_index,
+from .checks import (Env, Reject, check_callback_return, check_helper_args, check_mem_access, check_return, check_write_reg, inner_map_index,
                      read_reg)
 from .domains import S64_MIN, Cmp, ScalarBounds, branch_taken, refine
 from .state import (BPF_REG_FP, MAX_CALL_FRAMES, NOT_INIT, OR_NULL_BASE, PACKET_TYPES, Frame, Reg, RegType, State,
@@ -236,7 +236,7 @@ def _lddw(env: Env, state: State, insn: Instruction, pc: int) -> list:
     elif src == 2:
         state.regs[insn.dst] = replace(pointer(RegType.PTR_TO_MAP_VALUE), map=insn.imm, off=tail.imm)
     elif src == 4:
-        state.regs[insn.dst] = pointer(RegType.PTR_TO_FUNC)
+        state.regs[insn.dst] = replace(pointer(RegType.PTR_TO_FUNC), func=pc + 1 + insn.imm)
     else:
         state.regs[insn.dst] = scalar()
     return [(pc + 2, state)]
@@ -413,6 +413,7 @@ def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
         rid = meta.release_ref
         state.refs = tuple(x for x in state.refs if x != rid)
         state.map_regs(lambda r: scalar() if r.ref_obj_id == rid else r)
+    callback = _callback_state(env, state, fid, meta, pc) if fid in _CALLBACK_HELPERS else None
     for r in range(1, 6):
         state.regs[r] = NOT_INIT
     ret = proto.ret
@@ -431,7 +432,40 @@ def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
         state.map_regs(lambda r: scalar() if r.type in PACKET_TYPES or r.type is RegType.PTR_TO_PACKET_END else r)
     if fid == 12:  # a tail call that fails falls through
         pass
+    if callback is not None:
+        # As the kernel does: the caller goes on as if the callback ran no
+        # times, and the callback is verified in a new frame (once per call site).
+        return [callback, (pc + 1, state)]
     return [(pc + 1, state)]
+
+
+_CALLBACK_HELPERS = {181: 2, 164: 2}  # helper -> argument register holding the callback
+
+
+def _callback_state(env: Env, state: State, fid: int, meta, pc: int) -> tuple[int, State] | None:
+    """``push_callback_call``: the callback's entry in a fresh frame, with
+    ``set_loop_callback_state`` / ``set_map_elem_callback_state`` arguments."""
+    fn = state.regs[_CALLBACK_HELPERS[fid]]
+    if fn.type is not RegType.PTR_TO_FUNC or fn.func < 0:
+        return None
+    if len(state.frames) >= MAX_CALL_FRAMES:
+        raise Reject(M.CALL_STACK_TOO_DEEP, frames=len(state.frames) + 1)
+    inner = state.copy()
+    caller = inner.frame
+    frameno = len(inner.frames)
+    regs = [NOT_INIT] * 11
+    if fid == 181:  # callback(u32 index, void *ctx)
+        regs[1] = scalar()
+        regs[2] = caller.regs[3]
+    else:  # callback(map, key, value, ctx)
+        regs[1] = caller.regs[1]
+        regs[2] = replace(pointer(RegType.PTR_TO_MAP_KEY), map=caller.regs[1].map)
+        regs[3] = replace(pointer(RegType.PTR_TO_MAP_VALUE), map=caller.regs[1].map)
+        regs[4] = caller.regs[3]
+    regs[BPF_REG_FP] = replace(pointer(RegType.PTR_TO_STACK), frameno=frameno)
+    caller.callsite = pc
+    inner.frames.append(Frame(regs, {}, frameno, pc, fn.func, True))
+    return (fn.func, inner)
 
 
 # check_map_func_compatibility, the map side: helpers each map type allows.
@@ -484,6 +518,9 @@ def _exit(env: Env, state: State, insn: Instruction, pc: int) -> list:
         if r0.type is RegType.PTR_TO_STACK and r0.frameno == callee.frameno:
             raise Reject(M.RETURN_STACK_PTR)
         caller = state.frame
+        if callee.in_callback:
+            check_callback_return(r0)
+            r0 = scalar()
         for r in range(1, 6):
             caller.regs[r] = NOT_INIT
         caller.regs[0] = r0
