@@ -62,7 +62,7 @@ def _as_text(data: bytes) -> str | None:
 def load_program_file(path: str) -> LoadedInput:
     data = read_file_bytes(path)
     if data.startswith(ELF_MAGIC):
-        raise InputFileError(path, "an ELF object: use `ebpfvm run`, `disasm` or `inspect`, which load objects")
+        raise InputFileError(path, "an ELF object: use `ebpfvm run`, `verify`, `disasm` or `inspect`, which load objects")
     text = _as_text(data)
     if text is None:
         return LoadedInput(Program.from_bytes(data, source=path))

@@ -138,7 +138,8 @@ def test_conformance_command_on_the_bundled_corpus():
 def test_no_input_file_makes_the_cli_crash(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("fuzz") / "input"
     path.write_bytes(content)
-    for command in (["run", path, "--budget", "1000"], ["disasm", path], ["asm", path]):
+    for command in (["run", path, "--budget", "1000"], ["disasm", path], ["asm", path], ["verify", path],
+                    ["inspect", path], ["jit", path, "--emit", "llvm"]):
         status, _, err = cli(*command)
         assert status in (0, 1, 2)
         assert err.count("\n") <= 1, err
