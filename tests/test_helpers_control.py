@@ -94,22 +94,27 @@ def test_tail_call_target_gets_a_fresh_stack_and_the_same_context() -> None:
     assert runtime.run("a", packet=frame(77)).r0 == 77
 
 
+# a's subprogram tail-calls b: b's r0 returns to a (after its call), and b
+# starts on a fresh stack although sub stored 0x55 at fp-8.
+SUBPROGRAM_TAIL_CALL = {
+    "a": """
+        mov %r6, %r1
+        mov %r7, 1000
+        call local sub
+        add %r0, %r7
+        exit
+    sub:
+        stdw [%r10-8], 0x55
+        """ + call(0) + """
+        mov %r0, 1
+        exit
+    """,
+    "b": "ldxdw %r0, [%r10-8]\nadd %r0, 5\nexit",
+}
+
+
 def test_tail_call_from_a_subprogram_returns_to_its_caller() -> None:
-    runtime = tail_runtime({
-        "a": """
-            mov %r6, %r1
-            mov %r7, 1000
-            call local sub
-            add %r0, %r7
-            exit
-        sub:
-            stdw [%r10-8], 0x55
-            """ + call(0) + """
-            mov %r0, 1
-            exit
-        """,
-        "b": "ldxdw %r0, [%r10-8]\nadd %r0, 5\nexit",
-    }, [(0, "b")])
+    runtime = tail_runtime(SUBPROGRAM_TAIL_CALL, [(0, "b")])
     result = runtime.run("a", packet=frame())
     assert result.r0 == 1005  # b's 5 (on a fresh stack) came back to a, whose r7 survived
     assert result.program == "a"

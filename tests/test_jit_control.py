@@ -13,7 +13,7 @@ from ebpfvm.errors import ProgramFault
 from ebpfvm.runtime import Runtime
 
 from runtime_support import array, frame, hash_map, prog_array, typed, u32, u64
-from test_helpers_control import COUNT, FOR_EACH, LOOP, call
+from test_helpers_control import COUNT, FOR_EACH, LOOP, SUBPROGRAM_TAIL_CALL, call
 
 
 def _maps(runtime: Runtime) -> dict:
@@ -96,21 +96,7 @@ def test_tail_call_target_gets_a_fresh_stack_the_context_and_the_registers() -> 
 
 
 def test_tail_call_from_a_subprogram_returns_to_its_caller() -> None:
-    build = tail_runtime({
-        "a": """
-            mov %r6, %r1
-            mov %r7, 1000
-            call local sub
-            add %r0, %r7
-            exit
-        sub:
-            stdw [%r10-8], 0x55
-            """ + call(0) + """
-            mov %r0, 1
-            exit
-        """,
-        "b": "ldxdw %r0, [%r10-8]\nadd %r0, 5\nexit",
-    }, [(0, "b")])
+    build = tail_runtime(SUBPROGRAM_TAIL_CALL, [(0, "b")])
     outcome = differential(build, "a", packet=frame())
     assert (outcome[1], outcome[6]) == (1005, "a")
 
