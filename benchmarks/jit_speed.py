@@ -1,8 +1,8 @@
 """JIT speed: interpreter vs JIT (checked, trusted) on the workloads of
-``programs.py``, JIT compile time by program size, and ``run_many``
-throughput for a trivial program.
+``programs.py``, JIT compile time by program size (with the optimisation
+tier each program got), and ``run_many`` throughput for a trivial program.
 
-    python -m benchmarks jit [--repeat N] [--opt-level 2]
+    python -m benchmarks jit [--repeat N] [--opt-level 2] [--compile-only]
 
 Every run's r0 is checked against the workload's expected value. ns/run of
 the JIT includes the ctypes call (about a microsecond); ``run_many`` shows
@@ -18,12 +18,13 @@ import sys
 import time
 
 import numpy as np
+from ebpfvm.jit import compile
+from ebpfvm.jit.engine import clear_cache, ir_instructions
+from ebpfvm.jit.lowering import lower_program
 
 from ebpfvm.interp import Interpreter
 from ebpfvm.interp import build as b
 from ebpfvm.isa import AluOp, JmpOp, Size
-from ebpfvm.jit import compile
-from ebpfvm.jit.engine import clear_cache
 from ebpfvm.program import Program
 
 from .programs import WORKLOADS
@@ -39,19 +40,19 @@ def _best(fn, repeat: int) -> tuple[float, object]:
 
 
 def workload_rows(repeat: int, opt_level: int) -> list[str]:
-    lines = [f"{'workload':<12} {'executed':>10} {'interp ms':>10} {'checked ms':>10} {'trusted ms':>10} "
-             f"{'interp M/s':>10} {'checked M/s':>11} {'trusted M/s':>11} {'speedup':>8} {'compile ms':>10}"]
+    lines = [(f"{'workload':<12} {'executed':>10} {'interp ms':>10} {'checked ms':>10} {'trusted ms':>10} "
+              f"{'interp M/s':>10} {'checked M/s':>11} {'trusted M/s':>11} {'speedup':>8} {'compile ms':>10}")]
     for name, make in WORKLOADS.items():
         w = make()
         interp = Interpreter(w.program)
-        t_interp, res = _best(lambda: interp.run(w.mem, budget=100_000_000), max(1, repeat // 2))
+        t_interp, res = _best(lambda interp=interp, w=w: interp.run(w.mem, budget=100_000_000), max(1, repeat // 2))
         assert res.r0 == w.expected_r0, name
         executed = res.executed
         row = {}
         for mode in ("checked", "trusted"):
             clear_cache()
             jit = compile(w.program, mode=mode, opt_level=opt_level)
-            t, got = _best(lambda: jit.run(w.mem, budget=100_000_000), repeat)
+            t, got = _best(lambda jit=jit, w=w: jit.run(w.mem, budget=100_000_000), repeat)
             assert got.r0 == w.expected_r0, (name, mode)
             row[mode] = (t, jit.compile_seconds)
         tc, tt = row["checked"][0], row["trusted"][0]
@@ -61,12 +62,16 @@ def workload_rows(repeat: int, opt_level: int) -> list[str]:
     return lines
 
 
-def synthetic(n: int, seed: int = 1) -> Program:
+def synthetic(n: int, seed: int = 1, loop: bool = False) -> Program:
     """``n`` instructions of straight-line ALU work with stack traffic and a few
-    forward branches (the shape of compiled C), ending in exit."""
+    forward branches (the shape of compiled C), ending in exit. ``loop``: the
+    first three instructions are a short counted loop (the program then has a
+    back edge, which keeps it in the JIT's full optimisation tier)."""
     rng = random.Random(seed)
     ops = [AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.XOR, AluOp.OR, AluOp.AND, AluOp.LSH, AluOp.RSH]
     insns = [b.mov64_imm(r, r * 7 + 1) for r in range(10)]
+    if loop:
+        insns[:0] = [b.mov64_imm(9, 0), b.alu64_imm(AluOp.ADD, 9, 1), b.jmp_imm(JmpOp.JLT, 9, 3, -2)]
     while len(insns) < n - 1:
         k = rng.random()
         dst = rng.randrange(10)
@@ -93,17 +98,27 @@ def synthetic(n: int, seed: int = 1) -> Program:
     return Program([*fixed, b.exit_insn()])
 
 
-def compile_rows(opt_level: int) -> list[str]:
-    lines = [f"{'insns':>6} {'lower+compile ms (checked)':>27} {'(trusted)':>10}"]
-    for n in (100, 1_000, 10_000):
-        program = synthetic(n)
-        out = []
+def compile_rows(opt_level: int, repeat: int = 3) -> list[str]:
+    """Compile time of ``synthetic`` programs, best of ``repeat`` (one run at
+    10,000 instructions): all of ``compile`` and the part of it spent in Python
+    (lowering to llvmlite.ir and printing the IR text; the rest is LLVM)."""
+    lines = [(f"{'insns':>12} {'mode':<8} {'tier':<6} {'IR insns':>8} {'compile ms':>10} {'python ms':>9} "
+              f"{'LLVM ms':>8}")]
+    for n, loop in ((100, False), (1_000, False), (1_000, True), (10_000, False)):
+        program = synthetic(n, loop=loop)
         for mode in ("checked", "trusted"):
-            clear_cache()
-            start = time.perf_counter()
-            compile(program, mode=mode, opt_level=opt_level)
-            out.append((time.perf_counter() - start) * 1e3)
-        lines.append(f"{n:>6} {out[0]:>27.1f} {out[1]:>10.1f}")
+            best_total = best_python = float("inf")
+            for _ in range(repeat if n < 10_000 else 1):
+                clear_cache()
+                start = time.perf_counter()
+                jit = compile(program, mode=mode, opt_level=opt_level)
+                best_total = min(best_total, time.perf_counter() - start)
+                start = time.perf_counter()
+                ir_text = str(lower_program(program, checked=mode == "checked", helpers=jit.helpers).module)
+                best_python = min(best_python, time.perf_counter() - start)
+            label = f"{n:,}" + (" (loop)" if loop else "")
+            lines.append(f"{label:>12} {mode:<8} {jit.compiled.tier.name:<6} {ir_instructions(ir_text):>8,} "
+                         f"{best_total * 1e3:>10.1f} {best_python * 1e3:>9.1f} {(best_total - best_python) * 1e3:>8.1f}")
     return lines
 
 
@@ -115,8 +130,8 @@ def run_many_rows(count: int) -> list[str]:
         for mode in ("checked", "trusted"):
             jit = compile(program, mode=mode)
             rows = np.zeros((count, 8), dtype=np.uint8)
-            t, out = _best(lambda: jit.run_many(rows), 3)
-            one, _ = _best(lambda: jit.run(b"\0" * 8), 2000)
+            t, _ = _best(lambda jit=jit, rows=rows: jit.run_many(rows), 3)
+            one, _ = _best(lambda jit=jit: jit.run(b"\0" * 8), 2000)
             lines.append(f"run_many {label:<28} {mode:<8} {count / t / 1e6:>7.1f} M runs/s "
                          f"({t / count * 1e9:.1f} ns/run); run(): {one * 1e9:.0f} ns/call")
     return lines
@@ -127,12 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--opt-level", type=int, default=2)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--compile-only", action="store_true", help="only the compile-time rows")
     args = parser.parse_args(argv)
     print(f"# Python {platform.python_version()} on {platform.machine()}, opt level {args.opt_level}")
+    if args.compile_only:
+        for line in compile_rows(args.opt_level, args.repeat):
+            print(line)
+        return 0
     for line in workload_rows(args.repeat, args.opt_level):
         print(line)
     print()
-    for line in compile_rows(args.opt_level):
+    for line in compile_rows(args.opt_level, args.repeat):
         print(line)
     print()
     for line in run_many_rows(args.rows):

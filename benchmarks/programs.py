@@ -8,7 +8,6 @@ right thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from ebpfvm.interp import build as b
 from ebpfvm.isa import AluOp, Instruction, JmpOp, Size
@@ -31,7 +30,7 @@ class Jump:
     reg: bool = False
 
 
-Item = Union[Instruction, tuple, str, Jump]
+Item = Instruction | tuple | str | Jump
 
 
 def link(items: list[Item]) -> Program:
@@ -507,8 +506,8 @@ def _parse_reference(mem: bytes) -> int:
             v = 4
         else:
             t = 14 + (p[14] & 0xF) * 4
-            word = lambda o: int.from_bytes(p[o:o + 4], "little")  # noqa: E731
-            v = (word(26) ^ word(30) ^ word(t)) ^ (p[t + 13] << 32)
+            saddr, daddr, ports = (int.from_bytes(p[o:o + 4], "little") for o in (26, 30, t))
+            v = (saddr ^ daddr ^ ports) ^ (p[t + 13] << 32)
         h = (h * 31 + v) & MASK64
     return h
 
@@ -559,6 +558,13 @@ def calls(items: int = 512) -> Workload:
     mem = _rng_bytes(items * 4, 6)
     return Workload("calls", f"{items} u32s each through a 4-deep bpf-to-bpf call chain",
                     _asm(CALLS_ASM, "calls"), mem, _calls_reference(mem), "calls.c")
+
+
+def empty() -> Workload:
+    """``mov r0, 0; exit``: what a run costs each engine's harness (call, loop,
+    the kernel's test-run overhead); the comparison subtracts it."""
+    return Workload("empty", "r0 = 0 (per-run harness cost)", _asm("    mov %r0, 0\n    exit\n", "empty"),
+                    bytes(64), 0, "empty.c")
 
 
 COMPARE_WORKLOADS = {"sieve": sieve, "memcpy": memcpy, "checksum": checksum, "xdp-parse": xdp_parse,

@@ -35,44 +35,41 @@ class Block:
         return len(self.slots)
 
 
-def _width(program: Program, pc: int) -> int:
-    return 2 if FORMS[program[pc].opcode].kind is Kind.LDDW else 1
-
-
-def _is_local_call(insn) -> bool:
-    return FORMS[insn.opcode].kind is Kind.CALL and insn.src == CallKind.LOCAL
-
-
 # bpf_tail_call, bpf_for_each_map_elem, bpf_loop end their block: what follows
 # is charged to the budget only when it runs (after the target / the callbacks).
 CONTROL_HELPERS = (12, 164, 181)
 
+# Per-opcode facts, so the scans below hash small ints instead of enum members
+# (their Python-level __hash__ made block building a visible part of compile time).
+_KIND = {opcode: form.kind for opcode, form in FORMS.items()}
+_ENDS_BLOCK = frozenset(opcode for opcode, kind in _KIND.items() if kind in _BRANCHING)
+_CALLS = frozenset(opcode for opcode, kind in _KIND.items() if kind is Kind.CALL)
+_LDDW = frozenset(opcode for opcode, kind in _KIND.items() if kind is Kind.LDDW)
+_JUMPS = frozenset(opcode for opcode, kind in _KIND.items() if kind in (Kind.JA, Kind.JUMP))
 
-def _is_control_helper(insn) -> bool:
-    return FORMS[insn.opcode].kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm in CONTROL_HELPERS
 
-
-def call_targets(program: Program) -> list[int]:
+def _heads(program: Program) -> list[int]:
+    """Slots that start an instruction (every slot but lddw tails)."""
     tails = lddw_tails(program.instructions)
-    targets = set()
-    for pc, insn in enumerate(program.instructions):
-        if pc in tails:
-            continue
-        form = FORMS[insn.opcode]
-        if form.kind is Kind.CALL and insn.src == CallKind.LOCAL:
-            targets.add(slot_target(insn, pc))
-    return sorted(targets | set(callback_targets(program)))
+    return [pc for pc in range(len(program)) if pc not in tails] if tails else list(range(len(program)))
 
 
-def callback_targets(program: Program) -> list[int]:
+def call_targets(program: Program, heads: list[int] | None = None) -> list[int]:
+    """Subprogram entries: local call targets and callbacks."""
+    insns = program.instructions
+    targets = {slot_target(insns[pc], pc) for pc in (_heads(program) if heads is None else heads)
+               if insns[pc].opcode in _CALLS and insns[pc].src == CallKind.LOCAL}
+    return sorted(targets | set(callback_targets(program, heads)))
+
+
+def callback_targets(program: Program, heads: list[int] | None = None) -> list[int]:
     """Subprograms whose address an lddw (src = BPF_PSEUDO_FUNC) loads:
     callbacks of bpf_loop / bpf_for_each_map_elem."""
-    tails = lddw_tails(program.instructions)
+    insns = program.instructions
     targets = set()
-    for pc, insn in enumerate(program.instructions):
-        if pc in tails or insn.opcode not in FORMS:
-            continue
-        if FORMS[insn.opcode].kind is Kind.LDDW and insn.src == LddwSource.FUNC:
+    for pc in _heads(program) if heads is None else heads:
+        insn = insns[pc]
+        if insn.opcode in _LDDW and insn.src == LddwSource.FUNC:
             target = slot_target(insn, pc)
             if 0 <= target < len(program):
                 targets.add(target)
@@ -81,16 +78,19 @@ def callback_targets(program: Program) -> list[int]:
 
 def build_blocks(program: Program) -> dict[int, Block]:
     n = len(program)
-    tails = lddw_tails(program.instructions)
-    leaders = {0, *call_targets(program)}
-    for pc, insn in enumerate(program.instructions):
-        if pc in tails:
-            continue
-        kind = FORMS[insn.opcode].kind
-        if kind in _BRANCHING or _is_local_call(insn) or _is_control_helper(insn):
+    insns = program.instructions
+    heads = _heads(program)
+    leaders = {0, *call_targets(program, heads)}
+    for pc in heads:
+        insn = insns[pc]
+        opcode = insn.opcode
+        if opcode in _ENDS_BLOCK:
             leaders.add(pc + 1)
-            if kind in (Kind.JA, Kind.JUMP):
+            if opcode in _JUMPS:
                 leaders.add(slot_target(insn, pc))
+        elif opcode in _CALLS and (insn.src == CallKind.LOCAL
+                                   or (insn.src == CallKind.HELPER and insn.imm in CONTROL_HELPERS)):
+            leaders.add(pc + 1)
     blocks: dict[int, Block] = {}
     for start in sorted(x for x in leaders if x < n):
         slots = []
@@ -98,9 +98,9 @@ def build_blocks(program: Program) -> dict[int, Block]:
         successors: tuple[int, ...] = ()
         while True:
             slots.append(pc)
-            insn = program[pc]
-            kind = FORMS[insn.opcode].kind
-            nxt = pc + _width(program, pc)
+            insn = insns[pc]
+            kind = _KIND[insn.opcode]
+            nxt = pc + (2 if insn.opcode in _LDDW else 1)
             if kind is Kind.EXIT:
                 successors = ()
                 break
@@ -110,7 +110,7 @@ def build_blocks(program: Program) -> dict[int, Block]:
             if kind is Kind.JUMP:
                 successors = (slot_target(insn, pc), nxt)
                 break
-            if kind in (Kind.LD_ABS, Kind.LD_IND) or nxt >= n or nxt in leaders:
+            if kind is Kind.LD_ABS or kind is Kind.LD_IND or nxt >= n or nxt in leaders:
                 successors = (nxt,)
                 break
             pc = nxt

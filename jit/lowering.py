@@ -1,7 +1,8 @@
 """eBPF -> LLVM IR: one LLVM function per subprogram, one small method per operation.
 
-Registers are ``alloca``s in each function's entry block (``mem2reg`` turns
-them into SSA values). ``lower_insn`` dispatches on the instruction's
+Registers r0-r10 (and, checked mode, the instruction budget) are SSA values
+built directly, with phis at joins (``FunctionLowering.enter``), never
+memory. ``lower_insn`` dispatches on the instruction's
 ``Kind`` (``KIND_LOWERING``); ALU operations are looked up in
 ``ALU64``/``ALU32`` keyed by ``(AluOp, off)`` like the interpreter's tables,
 jumps in ``CONDITIONS``.
@@ -10,7 +11,8 @@ Function signatures::
 
     i64 bpf_main(ptr ctx, i64 r1, i64 r2)                   ; depth 0
     internal i64 bpf_sub_<pc>(ptr ctx, i64 depth, i64 r0..r9) ; bpf-to-bpf callee
-    i64 bpf_run_many(ptr ctx, ptr rows, i64 n, i64 size, ptr out, i64 budget)
+    i64 bpf_run_many(ptr ctx, ptr rows, i64 n, i64 size, ptr out, i64 budget, i64 stride)
+                                                            ; row i at rows + i * stride
     i64 bpf_tail_entry(ptr ctx, i64 depth, i64 r0..r9)      ; runtime mode: the entry
                                                             ; (bpf_main calls it at depth 0)
 
@@ -36,8 +38,9 @@ Trusted mode, plain (non-runtime) programs: a forward data-flow pass
 hold input-memory pointers (r1 at entry, copies, pointer +/- constant,
 pointer + register); their accesses are a single GEP from the ``mem`` base
 instead of the stack-or-memory select, which lets LLVM hoist, strength-reduce
-and vectorise loops over the input. Registers are stored to their allocas
-once per BPF block (at its end), not once per write.
+and vectorise loops over the input. The same pass started from r10 (when no
+instruction writes r10) finds the pointers into the function's own frame
+(``mov r3, r10; add r3, r1``): a GEP from the frame's bottom.
 
 Undefined behaviour LLVM would exploit is kept out: division and modulo
 divide by a substitute 1 when the divisor is 0 or the operation is
@@ -59,7 +62,7 @@ effect in the part of that block that would still have fit is not reached.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from llvmlite import ir
 
@@ -69,13 +72,21 @@ from ebpfvm.isa.forms import FORMS, Kind
 from ebpfvm.isa.instruction import Instruction, lddw_value
 from ebpfvm.isa.jump import CallKind, JmpOp
 from ebpfvm.isa.load_store import ATOMIC_FETCH, SIZE_BYTES, AtomicOp, LddwSource
-from ebpfvm.isa.opcode import CLASS_MASK, OPERATION_MASK, SIZE_MASK, SOURCE_MASK, InsnClass, Source
+from ebpfvm.isa.opcode import (
+    CLASS_MASK,
+    OPERATION_MASK,
+    SIZE_MASK,
+    SOURCE_MASK,
+    InsnClass,
+    Source,
+)
 from ebpfvm.isa.targets import slot_target
 from ebpfvm.memory import STACK_SIZE, code_address, stack_frame_base
 from ebpfvm.program import Program
 
 from . import memory as mm
 from .cfg import Block, build_blocks, call_targets, callback_targets, reachable
+from .engine import LOOPS_METADATA
 from .memory import I1, I8, I16, I32, I64, PTR
 
 HELPER_SYMBOL = "ebpfvm_jit_helper"
@@ -90,6 +101,7 @@ TAIL_ENTRY = "bpf_tail_entry"
 TAIL_CALL, FOR_EACH_MAP_ELEM, LOOP = 12, 164, 181
 RUN_MANY = "bpf_run_many"
 MAX_FRAMES = mm.MAX_FRAMES
+BUDGET = 11  # the key of the instructions-left counter among the SSA registers (checked mode)
 _TYPES = {1: I8, 2: I16, 4: I32, 8: I64}
 _BITS = {8: I8, 16: I16, 32: I32, 64: I64}
 _SIGNED = SIGNED_DIVISION_OFFSET
@@ -121,6 +133,11 @@ class ModuleLowering:
         self.runtime = runtime
         self.blocks = build_blocks(program)
         self.module = ir.Module(name="ebpf")
+        # Loops (a jump back, or callbacks bpf_loop / for_each run repeatedly) keep
+        # the full optimisation pipeline at any size the engine allows.
+        if callback_targets(program) or any(succ <= start for start, block in self.blocks.items()
+                                            for succ in block.successors):
+            self.module.add_named_metadata(LOOPS_METADATA)
         helper_ty = ir.FunctionType(I64, [PTR, I64, I64, I64] + [I64] * 5)
         self.helper_fn = ir.Function(self.module, helper_ty, HELPER_SYMBOL)
         if runtime:
@@ -162,8 +179,8 @@ class ModuleLowering:
         return self.module
 
     def _run_many(self) -> None:
-        fn = ir.Function(self.module, ir.FunctionType(I64, [PTR, PTR, I64, I64, PTR, I64]), RUN_MANY)
-        ctx, rows, n, size, out, budget = fn.args
+        fn = ir.Function(self.module, ir.FunctionType(I64, [PTR, PTR, I64, I64, PTR, I64, I64]), RUN_MANY)
+        ctx, rows, n, size, out, budget, stride = fn.args
         entry = fn.append_basic_block("entry")
         head = fn.append_basic_block("head")
         body = fn.append_basic_block("body")
@@ -177,7 +194,7 @@ class ModuleLowering:
         i.add_incoming(I64(0), entry)
         b.cbranch(b.icmp_unsigned("<", i, n), body, done)
         b.position_at_end(body)
-        mm.store_field(b, ctx, mm.F_MEM, b.gep(rows, [b.mul(i, size)], source_etype=I8))
+        mm.store_field(b, ctx, mm.F_MEM, b.gep(rows, [b.mul(i, stride)], source_etype=I8))
         mm.store_field(b, ctx, mm.F_MEM_LEN, size)
         mm.store_field(b, ctx, mm.F_BUDGET, budget)
         r0 = b.call(self.main, [ctx, r1, size])
@@ -214,37 +231,65 @@ class FunctionLowering:
         self.index = 0  # position of the current instruction in its block
         # One shared exit block per fault kind, its data arriving through phis
         # (fewer blocks and instructions than an exit per access: compile time).
+        self.shared: dict[int, tuple[ir.Block, list[ir.PhiInstr]]] = {}
+        # SSA registers: the current value of r0..r10 (and BUDGET, checked mode).
         self.values: dict[int, ir.Value] = {}
-        self.dirty: set[int] = set()  # registers whose latest value is not stored yet
-        self.shared: dict[int, tuple[ir.Block, list[tuple[int, ir.PhiInstr]]]] = {}
+        self.keys = range(BUDGET + 1 if self.checked else BUDGET)
+        self.edges: dict[int, list[tuple[ir.Block, dict[int, ir.Value]]]] = {}  # leader -> edges lowered so far
+        self.open_phis: dict[int, dict[int, ir.PhiInstr]] = {}  # loop headers: phis that later edges complete
+        self.out: tuple[ir.Block, dict[int, ir.Value]] | None = None
 
     # -- registers ------------------------------------------------------------
-    # Within one BPF block every register's latest value is reused instead of
-    # reloaded (all LLVM blocks a BPF block becomes are dominated by its start),
-    # which halves the IR mem2reg would otherwise clean up.
+    # Registers are SSA values, never memory: no allocas, loads or stores for
+    # LLVM to parse and promote (that was ~40% of the IR). A block starts from
+    # the values its predecessors leave; at a join, a phi only for a register
+    # whose incoming values differ (blocks are lowered in slot order, so all
+    # forward edges are known by then). A block with an edge from a later block
+    # (a loop header) gets a phi for every register, completed when that edge
+    # is lowered.
     def reg(self, r: int) -> ir.Value:
-        value = self.values.get(r)
-        if value is None:
-            value = self.values[r] = self.b.load(self.regs[r], typ=I64)
-        return value
+        return self.values[r]
 
     def set(self, r: int, value: ir.Value) -> None:
         if value.type != I64:
             value = self.b.zext(value, I64)
         self.values[r] = value
-        self.dirty.add(r)
 
     def flush(self) -> None:
-        """Store the registers written in this BPF block (once each, at its end:
-        fewer instructions for LLVM to parse and clean up than a store per write)."""
-        for r in sorted(self.dirty):
-            self.b.store(self.values[r], self.regs[r])
-        self.dirty = set()
+        """The block's registers leave here (the builder's block ends in its
+        branch to the block's successors)."""
+        self.out = (self.b.block, dict(self.values))
+
+    def add_edge(self, leader: int, source: ir.Block, values: dict[int, ir.Value]) -> None:
+        phis = self.open_phis.get(leader)
+        if phis is None:
+            self.edges.setdefault(leader, []).append((source, values))
+        else:
+            for key, phi in phis.items():
+                phi.add_incoming(values[key], source)
+
+    def enter(self, leader: int) -> None:
+        """Registers at the start of ``leader`` (the builder is at its start)."""
+        edges = self.edges.pop(leader, [])
+        if len(edges) == self.preds.get(leader, 0) and edges:
+            first = edges[0][1]
+            self.values = {}
+            for key in self.keys:
+                value = first[key]
+                if any(values[key] is not value for _, values in edges):
+                    value = self.b.phi(I64)
+                    for source, values in edges:
+                        value.add_incoming(values[key], source)
+                self.values[key] = value
+            return
+        phis = self.open_phis[leader] = {key: self.b.phi(I64) for key in self.keys}
+        for source, values in edges:
+            for key, phi in phis.items():
+                phi.add_incoming(values[key], source)
+        self.values = dict(phis)
 
     def lower(self) -> None:
         b = self.b
-        self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
-        self.budget = b.alloca(I64, name="budget")
         self.regions = mm.Regions(b, self.ctx)
         frame = self.frame = self.regions.frame(b, self.depth)
         n = len(self.program)
@@ -260,17 +305,23 @@ class FunctionLowering:
             initial = [I64(0), args[1], args[2]] + [I64(0)] * 7
         else:
             initial = list(args[2:12])
-        for r, value in enumerate(initial):
-            b.store(value, self.regs[r])
-        top = b.add(I64(stack_frame_base(0) + STACK_SIZE), b.mul(self.depth, I64(-0x1_0000)))
-        b.store(top, self.regs[10])
+        self.values = dict(enumerate(initial))
+        self.values[10] = b.add(I64(stack_frame_base(0) + STACK_SIZE), b.mul(self.depth, I64(-0x1_0000)))
         if self.checked:
-            b.store(mm.load_field(b, self.ctx, mm.F_BUDGET), self.budget)
+            self.values[BUDGET] = mm.load_field(b, self.ctx, mm.F_BUDGET)
         self.mem_in: dict[int, frozenset[int]] = {}
         if not self.checked and not self.owner.runtime and self.is_main:
             self.mem_in = mem_pointers(self.program, self.owner.blocks, leaders, self.entry, frozenset({1}))
+        self.stack_in: dict[int, frozenset[int]] = {}
+        if not self.checked and not self.owner.runtime and self.owner.r10_pristine:
+            # r10 copies +/- offsets stay in this function's frame (trusted: verifier-accepted programs).
+            self.stack_in = mem_pointers(self.program, self.owner.blocks, leaders, self.entry, frozenset({10}))
+        self.preds = {self.entry: 1}
         for leader in leaders:
             self.llvm_blocks[leader] = self.fn.append_basic_block(f"L{leader}")
+            for succ in self.owner.blocks[leader].successors:
+                self.preds[succ] = self.preds.get(succ, 0) + 1
+        self.add_edge(self.entry, b.block, self.values)
         b.branch(self.llvm_blocks[self.entry])
         for leader in leaders:
             self.lower_block(self.owner.blocks[leader])
@@ -285,14 +336,16 @@ class FunctionLowering:
         return self.llvm_blocks[pc]
 
     def shared_exit(self, kind: int, fields: tuple[int, ...]) -> tuple[ir.Block, list[ir.PhiInstr]]:
-        """The function's one exit block for ``kind``: stores the budget, the
-        phis of ``fields`` (filled by each branch to it), the depth and kind."""
+        """The function's one exit block for ``kind``: stores the phis of
+        ``fields`` (filled by each branch to it; checked mode: the budget first),
+        the depth and kind."""
         found = self.shared.get(kind)
         if found is None:
             block = self.fn.append_basic_block(f"fault{kind}")
             with self.b.goto_block(block):
+                if self.checked:
+                    fields = (mm.F_BUDGET, *fields)
                 phis = [self.b.phi(I64) for _ in fields]
-                self.store_budget()
                 for index, phi in zip(fields, phis):
                     mm.store_field(self.b, self.ctx, index, phi)
                 mm.store_field(self.b, self.ctx, mm.F_DEPTH, self.depth)
@@ -305,6 +358,8 @@ class FunctionLowering:
         """``if cond_bad: exit(kind, values)`` through the shared block."""
         block, phis = self.shared_exit(kind, fields)
         here = self.b.block
+        if self.checked:
+            values = [self.values[BUDGET], *values]
         for phi, value in zip(phis, values):
             phi.add_incoming(value, here)
         good = self.fn.append_basic_block(f"pc{self.pc}_ok")
@@ -315,16 +370,17 @@ class FunctionLowering:
         b = self.b
         self.block = block
         b.position_at_end(self.llvm_blocks[block.start])
-        self.values = {}
-        self.dirty = set()
+        self.enter(block.start)
+        self.out = None
         if self.checked:
-            left = b.load(self.budget, typ=I64)
+            left = self.values[BUDGET]
             after = b.sub(left, I64(block.length))
             self.branch_to_exit(b.icmp_signed("<", after, I64(0)), mm.FAULT_BUDGET, (mm.F_PC, mm.F_EXTRA),
                                 [I64(block.start), left])
-            b.store(after, self.budget)
+            self.values[BUDGET] = after
         self.r1_map = None  # the map whose handle r1 holds (lddw map_fd r1 earlier in this block)
         self.mem_regs = self.mem_in.get(block.start, frozenset())
+        self.stack_regs = self.stack_in.get(block.start, frozenset())
         for index, pc in enumerate(block.slots):
             self.pc, self.index = pc, index
             insn = self.program[pc]
@@ -332,6 +388,8 @@ class FunctionLowering:
             KIND_LOWERING[kind](self, insn)
             if self.mem_in:
                 self.mem_regs = mem_transfer(insn, self.mem_regs)
+            if self.stack_in:
+                self.stack_regs = mem_transfer(insn, self.stack_regs)
             if kind is Kind.LDDW and insn.dst == 1 and insn.src in (LddwSource.MAP_FD, LddwSource.MAP_IDX):
                 handle = self._resolve(insn, self.program[pc + 1])
                 found = self.owner.maps_by_handle.get(handle)
@@ -341,12 +399,16 @@ class FunctionLowering:
         if not b.block.is_terminated:
             self.flush()
             b.branch(self.target(block.successors[0]))
-        self.dirty = set()
+        if self.out is not None:
+            source, values = self.out
+            for succ in block.successors:
+                if succ < len(self.program):
+                    self.add_edge(succ, source, values)
 
     # -- exits ------------------------------------------------------------------
     def store_budget(self) -> None:
         if self.checked:
-            mm.store_field(self.b, self.ctx, mm.F_BUDGET, self.b.load(self.budget, typ=I64))
+            mm.store_field(self.b, self.ctx, mm.F_BUDGET, self.values[BUDGET])
 
     def correction(self) -> int:
         assert self.block is not None
@@ -416,6 +478,8 @@ class FunctionLowering:
     def mov(self, a, b): return b
 
     def _mask(self, b):
+        if isinstance(b, ir.Constant):  # shift by an immediate: mask it here, not in IR
+            return ir.Constant(b.type, b.constant & (b.type.width - 1))
         return self.b.and_(b, ir.Constant(b.type, b.type.width - 1))
 
     def lsh(self, a, b): return self.b.shl(a, self._mask(b))
@@ -573,7 +637,7 @@ class FunctionLowering:
         r0 = b.call(self.owner.subs[target], [self.ctx, deeper] + [self.reg(r) for r in range(10)])
         self.propagate_fault()
         if self.checked:
-            b.store(mm.load_field(b, self.ctx, mm.F_BUDGET), self.budget)
+            self.values[BUDGET] = mm.load_field(b, self.ctx, mm.F_BUDGET)
         self.set(0, r0)
 
     def call_helper(self, helper_id: ir.Value) -> None:
@@ -595,7 +659,7 @@ class FunctionLowering:
         else:
             self.propagate_fault()
         if control and self.checked:  # callbacks drew on the budget
-            b.store(mm.load_field(b, self.ctx, mm.F_BUDGET), self.budget)
+            self.values[BUDGET] = mm.load_field(b, self.ctx, mm.F_BUDGET)
         self.set(0, r0)
 
     def after_tail_call(self, r0: ir.Value) -> None:
@@ -669,6 +733,8 @@ class FunctionLowering:
         address = b.add(self.reg(base), I64(off & 0xFFFF_FFFF_FFFF_FFFF))
         if base in self.mem_regs:  # trusted, provably an input-memory pointer: no stack test
             return b.gep(self.regions.mem, [b.sub(address, I64(mm.MEM_BASE))], source_etype=I8)
+        if base in self.stack_regs:  # trusted, provably in this function's frame: a GEP from its bottom
+            return b.gep(self.frame, [b.add(b.sub(address, self.reg(10)), I64(STACK_SIZE))], source_etype=I8)
         host, ok = mm.translate(b, self.regions, self.depth, address, size, self.checked)
         if ok is not None:
             self.branch_to_exit(b.not_(ok), mm.FAULT_MEMORY, (mm.F_PC, mm.F_EXTRA, mm.F_ADDR, mm.F_SIZE, mm.F_WRITE),
@@ -826,35 +892,65 @@ def _writes_r10(insn: Instruction) -> bool:
     return (form.kind in _WRITES_DST and insn.dst == 10) or (form.kind is Kind.ATOMIC and insn.src == 10)
 
 
+# What an instruction does to the registers ``mem_transfer`` tracks, per opcode
+# (a table: this runs several times per instruction, and hashing the ``Kind``
+# enum members it used to test is slow Python code).
+_KEEPS, _CLOBBERS_CALLER_SAVED, _ATOMIC, _KILLS_DST, _MOV_X, _ADD_K, _ADD_X, _SUB_K = range(8)
+
+
+def _mem_effect(opcode: int, kind: Kind) -> int:
+    if kind in (Kind.CALL, Kind.CALLX, Kind.LD_ABS, Kind.LD_IND):
+        return _CLOBBERS_CALLER_SAVED
+    if kind is Kind.ATOMIC:
+        return _ATOMIC
+    if kind not in _WRITES_DST:
+        return _KEEPS
+    if kind is Kind.ALU and opcode & CLASS_MASK == InsnClass.ALU64:
+        op, by_reg = opcode & OPERATION_MASK, opcode & SOURCE_MASK == Source.X
+        if op == AluOp.MOV and by_reg:
+            return _MOV_X
+        if op == AluOp.ADD:
+            return _ADD_X if by_reg else _ADD_K
+        if op == AluOp.SUB and not by_reg:
+            return _SUB_K
+    return _KILLS_DST
+
+
+_MEM_EFFECT = {opcode: _mem_effect(opcode, form.kind) for opcode, form in FORMS.items()}
+_CALLER_SAVED = frozenset(range(6))
+
+
 def mem_transfer(insn: Instruction, known: frozenset[int]) -> frozenset[int]:
     """Registers known to point into the input memory after ``insn`` (trusted
     mode: pointer + scalar stays in its region for verifier-accepted programs;
     anything the analysis cannot follow becomes unknown)."""
-    form = FORMS.get(insn.opcode)
-    if form is None:
+    if not known:  # nothing known stays nothing: every rule below needs a known register
         return known
-    kind = form.kind
-    if kind in (Kind.CALL, Kind.CALLX, Kind.LD_ABS, Kind.LD_IND):
-        return known - {0, 1, 2, 3, 4, 5}
-    if kind is Kind.ATOMIC:
+    effect = _MEM_EFFECT.get(insn.opcode, _KEEPS)
+    if effect == _KEEPS:
+        return known
+    if effect == _CLOBBERS_CALLER_SAVED:
+        return known - _CALLER_SAVED
+    if effect == _ATOMIC:
         return known - {0, insn.src}
-    if kind not in _WRITES_DST:
-        return known
-    dst_mem = False
-    if kind is Kind.ALU and insn.opcode & CLASS_MASK == InsnClass.ALU64 and insn.off == 0:
-        op, by_reg = insn.opcode & OPERATION_MASK, insn.opcode & SOURCE_MASK == Source.X
-        if op == AluOp.MOV:
-            dst_mem = by_reg and insn.src in known
-        elif op == AluOp.ADD:
-            dst_mem = insn.dst in known or (by_reg and insn.src in known)
-        elif op == AluOp.SUB:
-            dst_mem = not by_reg and insn.dst in known
-    return known | {insn.dst} if dst_mem else known - {insn.dst}
+    dst = insn.dst
+    if effect != _KILLS_DST and insn.off == 0:
+        if effect == _MOV_X:
+            pointer = insn.src in known
+        elif effect == _ADD_X:
+            pointer = dst in known or insn.src in known
+        else:  # pointer +/- constant
+            pointer = dst in known
+        if pointer:
+            return known if dst in known else known | {dst}
+    return known - {dst} if dst in known else known
 
 
 def mem_pointers(program: Program, blocks: dict[int, Block], leaders: list[int], entry: int,
                  initial: frozenset[int]) -> dict[int, frozenset[int]]:
-    """Per leader: the registers that hold input-memory pointers on every path to it."""
+    """Per leader: the registers that hold pointers into the region the registers
+    ``initial`` point to at ``entry`` ({1}: the input memory; {10}: the
+    function's own frame) on every path to it."""
     state: dict[int, frozenset[int]] = {entry: initial}
     work = [entry]
     n = len(program)

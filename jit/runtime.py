@@ -69,8 +69,11 @@ class _TailCallTaken(BaseException):
     def __init__(self, r0: int) -> None:
         super().__init__(r0)
         self.r0 = r0
+
+
+# bpf_run_many: (ctx, rows, n, size, out, budget, row stride) -> rows done
 _RUN_MANY_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
-                                   ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64)
+                                   ctypes.c_uint64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64)
 
 # ctx address -> the _Run in progress (helpers find their run through it).
 _RUNS: dict[int, "_Run"] = {}
@@ -424,19 +427,30 @@ class JitProgram:
         executed = budget - ctx.budget if self.checked else None
         return JitResult(r0=r0 & MASK64, executed=executed, mem=bytes(run.data))
 
-    def run_many(self, mems: np.ndarray, budget: int = DEFAULT_BUDGET) -> np.ndarray:
-        """Run once per row of ``mems`` (shape (n, size), uint8, C-contiguous) in
-        one native call; returns the r0 values (uint64). Each row is the input
-        memory of its run and holds that memory after the run (in place: pass
-        a copy to keep the inputs). A fault raises like ``run`` with
-        ``fault.index`` = the row. Programs that call helpers run row by row."""
+    def run_many(self, mems: np.ndarray, budget: int = DEFAULT_BUDGET, out: np.ndarray | None = None) -> np.ndarray:
+        """Run once per row of ``mems`` (shape (n, size), uint8) in one native
+        call; returns the r0 values (uint64). Each row is the input memory of
+        its run and holds that memory after the run (in place: pass a copy to
+        keep the inputs). A fault raises like ``run`` with ``fault.index`` =
+        the row. Programs that call helpers run row by row.
+
+        Rows must be contiguous bytes; the row stride may be anything >= 0, so
+        a view whose rows all alias one buffer (``repeat_rows``) runs the
+        program ``n`` times on the same memory, each run seeing what the
+        previous one left (how the benchmarks time it, like a C loop would).
+        ``out``: an array of n uint64 to write the r0 values into (and
+        return) instead of a new one, e.g. to keep allocation out of a timing."""
         mems = np.asarray(mems)
         if mems.ndim != 2 or mems.dtype != np.uint8:
             raise ValueError("run_many needs a 2-D uint8 array (one row per run)")
-        if not mems.flags.c_contiguous or not mems.flags.writeable:
-            raise ValueError("run_many needs a writeable C-contiguous array")
         count, size = mems.shape
-        out = np.zeros(count, dtype=np.uint64)
+        stride = mems.strides[0] if count > 1 else size
+        if (size > 1 and mems.strides[1] != 1) or stride < 0 or not mems.flags.writeable:
+            raise ValueError("run_many needs a writeable array of contiguous rows (row stride >= 0)")
+        if out is None:
+            out = np.zeros(count, dtype=np.uint64)
+        elif out.shape != (count,) or out.dtype != np.uint64 or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"run_many's out must be a writeable contiguous uint64 array of {count} values")
         if self.uses_helpers:
             for i in range(count):
                 result = self.run(mems[i].tobytes(), budget)
@@ -445,7 +459,8 @@ class JitProgram:
             return out
         ctx = self.ctx
         ctx.fault_kind = 0
-        done = self._run_many(ctypes.addressof(ctx), mems.ctypes.data, count, size, out.ctypes.data, budget)
+        done = self._run_many(ctypes.addressof(ctx), mems.ctypes.data, count, size, out.ctypes.data, budget,
+                              stride)
         if done != count:
             run = _Run(self, mems[done].tobytes())
             fault = self._fault(run, budget)
@@ -489,6 +504,13 @@ class JitProgram:
             fault = ProgramFault(f"JIT reported unknown fault kind {kind}", pc)
         fault.executed = executed
         return fault
+
+
+def repeat_rows(mem: bytes | bytearray | np.ndarray, count: int) -> np.ndarray:
+    """``count`` rows that all alias one writeable copy of ``mem`` (row stride
+    0): ``run_many`` on it runs the program ``count`` times on the same memory."""
+    row = np.frombuffer(bytearray(mem), dtype=np.uint8)
+    return np.lib.stride_tricks.as_strided(row, shape=(count, row.size), strides=(0, 1), writeable=True)
 
 
 def _address_of(data: Any) -> int:
