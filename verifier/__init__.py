@@ -14,19 +14,42 @@ Layers, as in the design card (cfg -> state -> domains -> transfer -> checks -> 
 * ``checks``: register reads, memory access per region, ctx access per
   program type, helper arguments from prototypes, return ranges.
 * ``explore``: the path walk (fall-through first, jump targets pushed),
+  the kernel's prune points and checkpoint policy (2 jumps + 8 insns),
   pruning against finished checkpoints, infinite-loop detection against
   unfinished ones, the 1,000,000-instruction limit.
+* ``liveness``: static register liveness (``compute_live_registers``, the
+  level-2 ``Live regs`` table) and stack-slot liveness from recorded reads;
+  dead registers and slots of a finished checkpoint match anything.
+* ``backtrack``: precision (``mark_chain_precision``): scalars a later use
+  needed exactly are marked in the checkpoints they came from; the others
+  match any scalar when pruning.
 * ``api``: ``verify(program, ...) -> VerifierResult``.
 
-Simplified against the kernel: no liveness/precision marks (pruning
-compares all registers and stack: it prunes less, never unsoundly more);
-scalar ids are compared exactly; root (privileged) rules are the default —
+Simplified against the kernel: precision is sought conservatively (every
+scalar helper argument, every non-spilling narrow stack store; a walk it
+cannot follow through atomics or callback frames marks every scalar up the
+chain precise), stack liveness cleans every frame at its pending
+instruction from reads recorded per instruction rather than per call
+chain, maybe-NULL and packet pointer ids are mapped as the kernel does but
+other pointers' ids are ignored: it prunes at most as much as the kernel
+(9 of the 10 example programs process exactly the kernel's count); root (privileged) rules are the default —
 uninitialised stack reads are allowed (allow_uninit_stack), pointer
 comparisons and pointer - pointer are allowed.  Not modelled: kfuncs, BTF
 (func_info, typed pointers beyond struct bpf_array/bpf_sock bounds), spin
-locks, timers, dynptrs, iterators, callbacks (bpf_loop), known-key array
-lookups returning non-NULL, narrow spills of constants (4-byte stores of
-constants read back as unknown scalars).
+locks, timers, dynptrs, iterators.
+
+Callbacks (``callbacks``): bpf_loop and bpf_for_each_map_elem callbacks are
+iterated as the kernel does — the callback's exit returns to the helper call,
+which schedules the next run with the caller's updated state, until the call
+site (a forced checkpoint) is covered by an unfinished checkpoint there;
+bpf_loop stops at its nr_loops bound.  Between runs, scalars that changed and
+that no check needed exactly are widened to unknown; "needed exactly" is
+``precision``'s forward record of the stack slots such values came from (it
+widens at most as much as the kernel).
+Array and percpu_array lookups with a key known at verification time (as
+root: zero bytes, or a constant spilled in exactly the key's size, including
+narrow spills of scalars and BPF_ST constants) and below max_entries return
+a map value that is never NULL.
 """
 
 from .api import ACCEPT, REJECT, VerifierError, VerifierResult, verify

@@ -55,8 +55,11 @@ def _stats_line(stats: Stats) -> str:
 
 def _combined_stack(env: Env) -> Reject | None:
     """``check_max_stack_depth``: along every call chain the frames' stacks,
-    each rounded up to 32 bytes, must fit in 512 bytes.  The chains are the
-    local calls reachable from each subprogram."""
+    each rounded up to 16 bytes, must fit in 512 bytes.  The chains are the
+    local calls reachable from each subprogram.  16 is the JIT's granularity
+    (``jit_requested``: the JIT is on by default, and always on with
+    CONFIG_BPF_JIT_ALWAYS_ON); a kernel running BPF in its interpreter rounds
+    to 32 and so refuses a little more."""
     program = env.program
     from .cfg import ControlFlowGraph
     cfg = ControlFlowGraph(program)
@@ -66,8 +69,7 @@ def _combined_stack(env: Env) -> Reject | None:
                             if program.instructions[pc].opcode == 0x85 and program.instructions[pc].src == 1]
 
     def depth(start: int) -> int:
-        return max(32, (env.stack_depth.get(start, 0) + 31) // 32 * 32) if start else \
-            (env.stack_depth.get(start, 0) + 31) // 32 * 32
+        return (env.stack_depth.get(start, 0) + 15) // 16 * 16
 
     def walk(start: int, total: int, frames: int, seen: tuple) -> Reject | None:
         total += depth(start)
@@ -108,7 +110,6 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
     env = Env(program, prog_type, layout, ptype, strict, privileged, tuple(getattr(program, "maps", ()) or ()),
               attach)
     if getattr(program, "prog_type", None) != prog_type:
-        from dataclasses import replace as _r  # instruction_error reads program.prog_type
         try:
             from ebpfvm.program import Program
             env.program = Program(program.instructions, prog_type=prog_type, maps=env.maps)

@@ -9,14 +9,31 @@ unwinds one instruction).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ebpfvm.helpers.prototype import ArgFlag, ArgKind, Prototype
 
 from . import messages as M
 from .domains import S64_MIN, ScalarBounds
-from .state import (BPF_REG_FP, MAX_BPF_STACK, NOT_INIT, OR_NULL_BASE, PACKET_TYPES, Frame, Reg, RegType, Slot,
-                    StackSlot, State, const, pointer, scalar)
+from .precision import demand_precision, demand_slot, loaded_from
+from .state import (
+    BPF_REG_FP,
+    MAX_BPF_STACK,
+    NOT_INIT,
+    OR_NULL_BASE,
+    PACKET_TYPES,
+    Frame,
+    Reg,
+    RegType,
+    Slot,
+    StackSlot,
+    State,
+    const,
+    fits_width,
+    pointer,
+    scalar,
+    with_scalar_id,
+)
 
 BPF_MAX_VAR_OFF = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
@@ -46,6 +63,9 @@ class Env:
     stack_depth: dict[int, int] = field(default_factory=dict)  # subprog start -> bytes used
     ids: int = 0
     inner_maps: dict[int, int] = field(default_factory=dict)  # outer map-in-map index -> its inner map's index
+    precise_slots: set = field(default_factory=set)  # stack slots whose exact values a check needed (.precision)
+    callback_returned: bool = False  # the last instruction returned from a callback to its call site
+    live_regs: list | None = None  # live-before register masks per insn (verifier.liveness), computed on first use
 
 
 def inner_map_index(env: Env, outer: int) -> int | None:
@@ -146,6 +166,21 @@ def check_map_value(env: Env, regno: int, reg: Reg, off: int, size: int, write: 
     check_region(regno, reg, off, size, value_size, M.MAP_VALUE_BOUNDS)
 
 
+def _read_only_value(env: Env, reg: Reg, off: int, size: int) -> int | None:
+    """``bpf_map_direct_read``: a load at a constant offset from a read-only
+    global-data map (``.rodata``, frozen once loaded) is its initial value."""
+    definition = _map_of(env, reg)
+    if definition is None or not reg.var.is_const() or size not in (1, 2, 4, 8):
+        return None
+    data = definition.initial_value
+    if data is None or not (definition.read_only or definition.flags & _RDONLY_PROG):
+        return None
+    start = reg.off + reg.var.smin + off
+    if start < 0 or start + size > len(data):
+        return None
+    return int.from_bytes(data[start:start + size], "little")
+
+
 def check_packet(env: Env, regno: int, reg: Reg, off: int, size: int) -> None:
     """``check_packet_access``: ``[reg.off + off, + size)`` inside the range
     a comparison against data_end proved."""
@@ -218,10 +253,13 @@ def _stack_bounds(env: Env, regno: int, reg: Reg, off: int, size: int, extra: st
         if lo < -MAX_BPF_STACK or lo + size > 0 or size <= 0:
             raise Reject(M.STACK_BOUNDS, extra=extra, reg=regno, off=lo, size=size)
         return lo, lo + size
+    if reg.var.smax >= BPF_MAX_VAR_OFF or reg.var.smin <= -BPF_MAX_VAR_OFF:
+        raise Reject(M.STACK_VAR_UNBOUNDED, extra=extra, reg=regno)
+    # the kernel's message gives the access offset with the pointer's fixed offset in it
     lo = reg.var.smin + reg.off + off
     hi = reg.var.smax + reg.off + off + size
-    if lo < -MAX_BPF_STACK or hi > 0 or reg.var.smin == S64_MIN:
-        raise Reject(M.STACK_VAR_BOUNDS, extra=extra, reg=regno, var=reg.var.var_off, off=off, size=size)
+    if lo < -MAX_BPF_STACK or hi > 0:
+        raise Reject(M.STACK_VAR_BOUNDS, extra=extra, reg=regno, var=reg.var.var_off, off=reg.off + off, size=size)
     return lo, hi
 
 
@@ -236,19 +274,30 @@ def note_stack_depth(env: Env, state: State, reg: Reg, lo: int) -> None:
 
 def stack_write(env: Env, state: State, regno: int, reg: Reg, off: int, size: int, value: Reg | None,
                 imm: int | None = None) -> None:
-    """A store of ``size`` bytes: a whole 8-byte aligned register is spilled
-    with its state; a pointer in any other size is refused; other bytes
-    become MISC (ZERO for a known zero)."""
+    """A store of ``size`` bytes (``check_stack_write_fixed_off``): a whole
+    8-byte aligned register is spilled with its state; as root a narrower
+    scalar (or BPF_ST constant) at an 8-byte aligned offset is spilled too,
+    its low bytes marked SPILL; a pointer in any other size is refused;
+    other bytes become MISC (ZERO for a known zero)."""
     lo, hi = _stack_bounds(env, regno, reg, off, size, " write to")
     note_stack_depth(env, state, reg, lo)
     frame = stack_frame(state, reg)
-    if value is not None and value.is_pointer and size != 8:
+    if value is not None and value.is_pointer and size != 8 and reg.var.is_const():
+        # only check_stack_write_fixed_off refuses a partial pointer spill; a
+        # variable-offset write (root) just makes the bytes MISC
         raise Reject(M.SPILL_SIZE)
+    if (value is not None and value.type is RegType.PTR_TO_STACK and reg.var.is_const()
+            and reg.frameno != len(state.frames) - 1):
+        # a spilled stack pointer must not outlive its frame in an older one
+        raise Reject(M.SPILL_STACK_PTR_TO_CALLER)
     if reg.var.is_const():
-        if imm is not None and size == 8 and lo % 8 == 0:
+        if imm is not None and lo % 8 == 0 and (size == 8 or env.privileged):
             value = const(imm)
         if value is not None and size == 8 and lo % 8 == 0:
             frame.stack[(-lo - 1) // 8] = StackSlot((Slot.SPILL,) * 8, value)
+            return
+        if value is not None and value.is_scalar and lo % 8 == 0 and env.privileged:
+            _narrow_spill(frame, lo, size, value)
             return
         zero = (value is not None and value.is_const(0)) or imm == 0
         _mark_bytes(frame, lo, hi, Slot.ZERO if zero else Slot.MISC)
@@ -256,12 +305,22 @@ def stack_write(env: Env, state: State, regno: int, reg: Reg, off: int, size: in
         _mark_bytes(frame, lo, hi, Slot.MISC, only_written=False)
 
 
+def _narrow_spill(frame: Frame, lo: int, size: int, value: Reg) -> None:
+    """``save_register_state`` with ``size < 8``: the low ``size`` bytes hold
+    the spilled scalar (the whole register is kept, as the kernel does); the
+    other bytes of the slot become MISC unless ZERO or never written."""
+    index = (-lo - 1) // 8
+    old = frame.stack.get(index) or StackSlot()
+    rest = tuple(k if k in (Slot.ZERO, Slot.INVALID) else Slot.MISC for k in old.kinds[size:])
+    frame.stack[index] = StackSlot((Slot.SPILL,) * size + rest, value)
+
+
 def _mark_bytes(frame: Frame, lo: int, hi: int, kind: Slot, only_written: bool = False) -> None:
     for index in range((-hi) // 8, (-lo - 1) // 8 + 1):
         slot = frame.stack.get(index) or StackSlot()
         kinds = list(slot.kinds)
-        if slot.spilled is not None:  # a partial overwrite destroys the spill
-            kinds = [Slot.MISC if k is Slot.SPILL else k for k in kinds]
+        if slot.spilled is not None:  # a partial overwrite destroys the spill (scrub_spilled_slot)
+            kinds = [k if k is Slot.INVALID else Slot.MISC for k in kinds]
         for b in range(8):
             addr = -8 * (index + 1) + b
             if lo <= addr < hi:
@@ -273,23 +332,18 @@ def stack_read(env: Env, state: State, regno: int, reg: Reg, off: int, size: int
     """A load: restores a spilled register whole, else a scalar (zero when
     every byte is known zero); any uninitialised byte is an error."""
     lo, hi = _stack_bounds(env, regno, reg, off, size, " read from")
+    # a read grows the frame's stack depth too (check_stack_access_within_bounds)
+    note_stack_depth(env, state, reg, lo)
     frame = stack_frame(state, reg)
     if not reg.var.is_const():
         for addr in range(lo, hi):
             if frame.byte_kind(addr) is Slot.INVALID and not env.privileged:
                 raise Reject(M.STACK_VAR_READ_UNINIT, reg=regno, var=reg.var.var_off, i=addr - lo, size=size)
         return scalar()
-    slot = frame.stack.get((-lo - 1) // 8)
-    if slot is not None and slot.spilled is not None and lo % 8 == 0 or \
-            (slot is not None and slot.spilled is not None and (-lo - 1) // 8 == (-hi) // 8):
-        spilled = slot.spilled
-        if size == 8 and lo % 8 == 0:
-            return spilled
-        if spilled.is_pointer:
-            raise Reject(M.FILL_SIZE)
-        if spilled.var.is_const() and lo % 8 == 0:
-            return const(spilled.var.value & ((1 << (8 * size)) - 1))
-        return scalar(ScalarBounds.unknown().truncate(size))
+    index = (-lo - 1) // 8
+    slot = frame.stack.get(index)
+    if slot is not None and slot.spilled is not None and slot.kinds[0] is Slot.SPILL:
+        return loaded_from(_fill(env, frame, slot, lo, hi, size, state), (frame.subprog, frame.frameno, index))
     zero = True
     for addr in range(lo, hi):
         kind = frame.byte_kind(addr)
@@ -300,9 +354,81 @@ def stack_read(env: Env, state: State, regno: int, reg: Reg, off: int, size: int
             if sl.spilled is not None and sl.spilled.is_pointer:
                 raise Reject(M.FILL_SIZE)
         zero = zero and kind is Slot.ZERO
+    key = (frame.subprog, frame.frameno, index)
     if zero:
+        return loaded_from(const(0), key)
+    return loaded_from(scalar(ScalarBounds.unknown().truncate(size) if size < 8 else None), key)
+
+
+def _spill_size(slot: StackSlot, start: int = 0) -> int:
+    """How many bytes from byte ``start`` up are SPILL (a spill fills the slot's low bytes)."""
+    n = 0
+    for kind in slot.kinds[start:]:
+        if kind is not Slot.SPILL:
+            break
+        n += 1
+    return n
+
+
+def _fill(env: Env, frame: Frame, slot: StackSlot, lo: int, hi: int, size: int, state: State) -> Reg:
+    """``check_stack_read_fixed_off`` on a slot holding a spilled register:
+    the whole register back, or (scalars only) a narrower read of the spill
+    from its start, coerced to ``size`` bytes (still linked to the slot by
+    its id when the value fits); any other read of the slot is a zero when
+    every byte is known zero, else an unknown scalar."""
+    spilled = slot.spilled
+    spill_size = _spill_size(slot)
+    if size == 8 and spill_size == 8:
+        return spilled
+    if spilled.is_pointer:
+        raise Reject(M.FILL_SIZE)
+    if size <= spill_size and lo % 8 == 0:
+        if not fits_width(spilled, size):
+            return replace(spilled, var=spilled.var.truncate(size), id=0)
+        if env.privileged and size == 4 and spill_size == 4 and not spilled.id:
+            spilled = with_scalar_id(state, spilled)
+            frame.stack[(-lo - 1) // 8] = StackSlot(slot.kinds, spilled)
+        return replace(spilled, var=spilled.var.truncate(size))
+    spill_cnt = zero_cnt = 0
+    for addr in range(lo, hi):
+        kind = frame.byte_kind(addr)
+        if kind is Slot.INVALID and not env.privileged:
+            raise Reject(M.STACK_READ_UNINIT, off=lo, i=addr - lo, size=size)
+        spill_cnt += kind is Slot.SPILL
+        zero_cnt += kind is Slot.ZERO
+    if (spill_cnt == size and spilled.is_const(0)) or zero_cnt == size:
         return const(0)
-    return scalar(ScalarBounds.unknown().truncate(size) if size < 8 else None)
+    return scalar(ScalarBounds.unknown().truncate(size))
+
+
+def constant_map_key(env: Env, state: State, reg: Reg, key_size: int) -> int | None:
+    """``get_constant_map_key``: the key a stack pointer points at when it is
+    known now — as root only: ``key_size`` ZERO bytes from the key's start
+    within its slot (the key is 0), or a spilled constant scalar whose SPILL
+    bytes from the key's start number exactly ``key_size`` (the key is then
+    the whole spilled register's value, as in the kernel).  None otherwise."""
+    if not env.privileged or reg.type is not RegType.PTR_TO_STACK or not reg.var.is_const():
+        return None
+    addr = reg.off + _signed(reg.var.value)
+    slot = stack_frame(state, reg).stack.get((-addr - 1) // 8)
+    if slot is None:
+        return None
+    start = addr % 8  # the key's first byte within its slot (byte 0 is the lowest address)
+    zeros = 0
+    for kind in slot.kinds[start:]:
+        if kind is not Slot.ZERO:
+            break
+        zeros += 1
+    if zeros >= key_size:
+        return 0
+    spilled = slot.spilled
+    if spilled is None or not spilled.is_scalar or slot.kinds[0] is not Slot.SPILL:
+        return None
+    if _spill_size(slot, start) != key_size or not spilled.var.is_const():
+        return None
+    frame = stack_frame(state, reg)
+    demand_slot(env, (frame.subprog, frame.frameno, (-addr - 1) // 8))  # the verdict relies on it
+    return spilled.var.value
 
 
 def stack_range_for_helper(env: Env, state: State, regno: int, reg: Reg, size: int, write: bool,
@@ -318,7 +444,7 @@ def stack_range_for_helper(env: Env, state: State, regno: int, reg: Reg, size: i
                          size=size)
         hi = lo + size
     else:
-        lo, hi = _stack_bounds(env, regno, reg, 0, size, " indirect access to")
+        lo, hi = _stack_bounds(env, regno, reg, 0, size, " write to" if write else " read from")
     note_stack_depth(env, state, reg, lo)
     frame = stack_frame(state, reg)
     if write:
@@ -350,7 +476,10 @@ def check_mem_access(env: Env, state: State, regno: int, off: int, size: int, wr
         return stack_read(env, state, regno, reg, off, size)
     if t is RegType.PTR_TO_MAP_VALUE:
         check_map_value(env, regno, reg, off, size, write)
-        return None if write else scalar(_sized(size))
+        if write:
+            return None
+        known = _read_only_value(env, reg, off, size)
+        return scalar(_sized(size)) if known is None else const(known)
     if t is RegType.PTR_TO_CTX:
         loaded = check_ctx(env, regno, reg, off, size, write)
         if loaded.is_scalar:
@@ -423,6 +552,11 @@ def access_for_helper(env: Env, state: State, regno: int, reg: Reg, size: int, w
         check_region(regno, reg, 0, size, reg.mem_size, M.MEM_BOUNDS)
 
 
+# can_elide_value_nullness: lookups in these map types with a key known at
+# verification time and below max_entries cannot fail.
+KNOWN_KEY_MAP_TYPES = frozenset({"array", "percpu_array"})
+
+
 @dataclass
 class CallMeta:
     """What the argument checks learn: the map, the constant sizes."""
@@ -431,6 +565,7 @@ class CallMeta:
     alloc_size: int = 0
     release_ref: int = 0
     pending_mem: tuple[int, Reg, bool] | None = None  # (regno, pointer, uninit) awaiting its size argument
+    const_key: int = -1  # the map key known now (constant_map_key), array maps only; -1 when unknown
 
 
 def check_helper_args(env: Env, state: State, proto: Prototype, name: str, helper: int) -> CallMeta:
@@ -456,6 +591,9 @@ def check_helper_args(env: Env, state: State, proto: Prototype, name: str, helpe
             if definition is not None:
                 size = definition.key_size if kind is ArgKind.PTR_TO_MAP_KEY else definition.value_size
                 access_for_helper(env, state, regno, reg, size, write=bool(flags & ArgFlag.UNINIT))
+                if kind is ArgKind.PTR_TO_MAP_KEY and definition.map_type in KNOWN_KEY_MAP_TYPES:
+                    key = constant_map_key(env, state, reg, size)
+                    meta.const_key = -1 if key is None else key
         elif kind in (ArgKind.PTR_TO_MEM, ArgKind.PTR_TO_UNINIT_MEM):
             if maybe_null and reg.is_const(0):
                 meta.pending_mem = None
@@ -467,6 +605,7 @@ def check_helper_args(env: Env, state: State, proto: Prototype, name: str, helpe
             _expect(regno, reg, (RegType.SCALAR,))
             zero_ok = kind is ArgKind.CONST_SIZE_OR_ZERO
             var = reg.var
+            demand_precision(env, reg)
             if var.smin < 0:
                 raise Reject(M.SIZE_NEGATIVE, reg=regno)
             if var.umin == 0 and not zero_ok:
@@ -481,6 +620,7 @@ def check_helper_args(env: Env, state: State, proto: Prototype, name: str, helpe
             _expect(regno, reg, (RegType.SCALAR,))
             if not reg.var.is_const():
                 raise Reject(M.NOT_KNOWN_CONSTANT, reg=regno)
+            demand_precision(env, reg)
             meta.alloc_size = reg.var.value
         elif kind is ArgKind.PTR_TO_CTX:
             _expect(regno, reg, (RegType.PTR_TO_CTX,))
@@ -521,6 +661,7 @@ def check_return(env: Env, state: State) -> None:
     if not r0.is_scalar:
         raise Reject(M.RETURN_NOT_SCALAR, type=r0.type)
     lo, hi = limits
+    demand_precision(env, r0)
     if r0.var.smin < lo or r0.var.smax > hi:
         parts = []
         if r0.var.smin > S64_MIN:
@@ -539,13 +680,23 @@ def _bounds_text(r0: Reg) -> str:
     return " ".join(parts) or "unknown scalar value"
 
 
-def check_callback_return(r0: Reg, lo: int = 0, hi: int = 1) -> None:
+def check_callback_return(env: Env, r0: Reg, lo: int = 0, hi: int = 1) -> None:
     """``prepare_func_exit`` for a bpf_loop / for_each_map_elem callback."""
     if not r0.is_scalar:
         raise Reject(M.CALLBACK_NOT_SCALAR)
+    demand_precision(env, r0)
     if r0.var.smin < lo or r0.var.smax > hi:
         raise Reject(M.CALLBACK_RANGE, bounds=_bounds_text(r0), lo=lo, hi=hi)
 
 
-__all__ = ["Reject", "Env", "read_reg", "check_write_reg", "check_mem_access", "check_helper_args",
-           "check_return", "NOT_INIT", "OR_NULL_BASE"]
+__all__ = [
+    "NOT_INIT",
+    "OR_NULL_BASE",
+    "Env",
+    "Reject",
+    "check_helper_args",
+    "check_mem_access",
+    "check_return",
+    "check_write_reg",
+    "read_reg",
+]

@@ -2,29 +2,40 @@
 
 Built only when ``log_level >= 1``: :func:`verifier.explore.explore` calls a
 :class:`LogBuilder` at each processed instruction.  Matching the kernel exactly
-(checked against the live kernel in ``tests/test_verifier_log.py``):
+(checked against the live kernel in ``tests/test_verifier_log.py`` and
+``tests/test_verifier_log_links.py``):
 
 * the initial ``0: R1=ctx() R10=fp0`` line; each instruction as
   ``N: (op) text`` followed, after the kernel's column alignment, by
   ``; R..=..`` for the registers the instruction read or wrote and the stack
-  slots it changed; ``exit`` prints no state;
+  slots it changed (a branch, decided or not, prints its registers only);
+  ``exit`` prints no state; a callee's state starts ``frameN:``, ends
+  `` refs=..`` while references are held and `` cb`` in a callback;
+* BTF line info: ``; <source> @ <file>:<line>`` before the first
+  instruction of each new source line;
+* bpf-to-bpf calls: ``caller:``/``callee:`` dumps and the callee's entry
+  state; on return ``returning from callee:``/``to caller at N:`` (and at
+  level 2 ``from EXIT to N:``);
 * at level 2, ``from A to B: <state>`` / ``B: <state>`` when a branch is
   popped; at level 1 only the failing path survives (the kernel rewinds the
   log to the branch instruction and continues it with `` B: <state>``);
-* the ``Live regs before insn:`` table (level 2) for programs without calls;
+* the ``Live regs before insn:`` table (level 2, ``verifier.liveness``);
 * the error line, ``verification time N usec``, ``stack depth N`` and the
   statistics line.
 
 Not reproduced: ``mark_precise`` backtracking lines, stack-liveness debug
-lines (``(0) frame 0 insn 3 +written -8``), ``safe`` pruning notes, BTF line
-info, and the state print after a branch whose outcome is known.
+lines (``(0) frame 0 insn 3 +written -8``), ``safe`` pruning notes, global
+functions (``Func#3 ('clamp') is global and assumed valid.``), and the
+alignment of a state printed on a line of its own after such lines.
 """
 
 from __future__ import annotations
 
+import bisect
+import os
 import re
 
-from .state import BPF_REG_FP, Reg, RegType, Slot, State
+from .state import Reg, RegType, Slot, State
 
 BPF_LOG_MIN_ALIGNMENT = 40
 BPF_LOG_ALIGNMENT = 8
@@ -40,14 +51,22 @@ def _map_desc(reg: Reg, maps) -> str:
     return (f"map={name}," if name else "") + f"ks={ks},vs={vs}"
 
 
-def format_reg(reg: Reg, maps=None) -> str:
-    """A register as 6.18's ``print_verifier_state`` writes it."""
+# base_type PTR_TO_MEM: the region's size prints as ``sz=``.
+_MEM_TYPES = frozenset({RegType.PTR_TO_MEM, RegType.PTR_TO_MEM_OR_NULL, RegType.PTR_TO_RINGBUF_MEM,
+                        RegType.PTR_TO_RINGBUF_MEM_OR_NULL})
+
+
+def format_reg(reg: Reg, maps=None, frameno: int | None = None) -> str:
+    """A register as 6.18's ``print_verifier_state`` writes it; a stack
+    pointer into another frame than ``frameno`` (the one printed) names its
+    frame: ``fp[0]-24``."""
     t = reg.type
     if t is RegType.SCALAR:
-        return reg.var.format(id=reg.id)
+        return reg.var.format(id=reg.id, delta=reg.delta)
     var_zero = reg.var.is_const() and reg.var.value == 0
     if t is RegType.PTR_TO_STACK and var_zero and not reg.id:
-        return f"fp{reg.off}"
+        other = f"[{reg.frameno}]" if frameno is not None and reg.frameno != frameno else ""
+        return f"fp{other}{reg.off}"
     parts = []
     if reg.id:
         parts.append(f"id={reg.id}")
@@ -61,9 +80,10 @@ def format_reg(reg: Reg, maps=None) -> str:
     if reg.off:
         parts.append(f"off={reg.off}")
     if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
-        parts.append(f"r={reg.range}")
-    if t in (RegType.PTR_TO_MEM, RegType.PTR_TO_MEM_OR_NULL) and reg.mem_size:
-        parts.append(f"mem_size={reg.mem_size}")
+        # AT_PKT_END / BEYOND_PKT_END (negative) print as the kernel's u64
+        parts.append(f"r={reg.range}" if reg.range >= 0 else f"r={reg.range & (1 << 64) - 1:#x}")
+    if t in _MEM_TYPES and reg.mem_size:
+        parts.append(f"sz={reg.mem_size}")
     if not var_zero:
         inner = reg.var.format()
         if inner.startswith("scalar("):
@@ -75,30 +95,41 @@ def format_reg(reg: Reg, maps=None) -> str:
     return f"{t.value}(" + ",".join(parts) + ")"
 
 
-def _slot_text(slot, maps) -> str | None:
-    if slot.spilled is not None and all(k is Slot.SPILL for k in slot.kinds):
-        return format_reg(slot.spilled, maps)
+def _slot_text(slot, maps, frame=None) -> str | None:
+    """A stack slot: its byte kinds, highest address first; a slot whose
+    lowest byte holds a spill prints the kinds above the spill, then the
+    spilled register (``????scalar(id=1,...)`` for a 4-byte spill)."""
     if all(k is Slot.INVALID for k in slot.kinds):
         return None
-    return "".join({Slot.INVALID: "?", Slot.MISC: "m", Slot.ZERO: "0", Slot.SPILL: "r"}[k]
-                   for k in reversed(slot.kinds))
+    frameno = None if frame is None else frame.frameno
+    chars = [{Slot.INVALID: "?", Slot.MISC: "m", Slot.ZERO: "0", Slot.SPILL: "r"}[k] for k in reversed(slot.kinds)]
+    if slot.spilled is not None and slot.kinds[0] is Slot.SPILL:
+        above = "".join(chars[:chars.index("r")])
+        return above + format_reg(slot.spilled, maps, frameno)
+    return "".join(chars)
 
 
-def format_state(state: State, maps=None, regs=None, slots=None) -> str:
+def format_state(state: State, maps=None, regs=None, slots=None, frame=None) -> str:
     """``R0=.. R1=ctx() R10=fp0 fp-8=mmmmmmmm``: every initialised register
-    and stack slot, or only ``regs``/``slots`` when given."""
-    frame = state.frame
-    out = []
+    and stack slot of the innermost frame (or ``frame``), or only
+    ``regs``/``slots`` when given; ``frameN: `` first in a callee's frame,
+    `` refs=..`` last while references are held (``print_verifier_state``)."""
+    frame = state.frame if frame is None else frame
+    out = [f"frame{frame.frameno}:"] if frame.frameno else []
     for i, reg in enumerate(frame.regs):
         if reg.type is RegType.NOT_INIT or (regs is not None and i not in regs):
             continue
-        out.append(f"R{i}={format_reg(reg, maps)}")
+        out.append(f"R{i}={format_reg(reg, maps, frame.frameno)}")
     for index in sorted(frame.stack):
         if slots is not None and index not in slots:
             continue
-        text = _slot_text(frame.stack[index], maps)
+        text = _slot_text(frame.stack[index], maps, frame)
         if text is not None:
             out.append(f"fp{-8 * (index + 1)}={text}")
+    if state.refs:
+        out.append("refs=" + ",".join(str(r) for r in state.refs))
+    if frame.in_callback:
+        out.append("cb")
     return " ".join(out)
 
 
@@ -146,59 +177,27 @@ def _used_regs(insn) -> tuple[set[int], set[int]]:
     return reads, set()
 
 
-def live_regs_table(program) -> str | None:
-    """The level-2 ``Live regs before insn:`` table (None with calls)."""
-    insns = program.instructions
-    n = len(insns)
-    succ: list[list[int]] = []
-    for pc, insn in enumerate(insns):
-        cls, code = insn.opcode & 0x07, insn.opcode & 0xF0
-        if insn.opcode == 0x85 or insn.opcode == 0x8D:
-            if insn.src != 0 or insn.opcode == 0x8D:
-                return None
-        if insn.opcode == 0x18:
-            succ.append([pc + 2])
-            continue
-        if cls in (0x05, 0x06):
-            if code == 0x90:
-                succ.append([])
-            elif code == 0x00:
-                succ.append([pc + 1 + (insn.imm if cls == 0x06 else insn.off)])
-            elif code == 0x80:
-                succ.append([pc + 1])
-            else:
-                succ.append([pc + 1, pc + 1 + insn.off])
-        else:
-            succ.append([pc + 1])
-    live_in = [0] * n
-    changed = True
-    while changed:
-        changed = False
-        for pc in range(n - 1, -1, -1):
-            if pc > 0 and insns[pc - 1].opcode == 0x18:
-                continue
-            out = 0
-            for s in succ[pc]:
-                if 0 <= s < n:
-                    out |= live_in[s]
-            reads, writes = _used_regs(insns[pc])
-            mask = out
-            for w in writes:
-                mask &= ~(1 << w)
-            for r in reads:
-                mask |= 1 << r
-            mask &= ~(1 << BPF_REG_FP)
-            if mask != live_in[pc]:
-                live_in[pc] = mask
-                changed = True
+def live_regs_table(program) -> str:
+    """The level-2 subprogram list and ``Live regs before insn:`` table
+    (``verifier.liveness``), as ``compute_live_registers`` prints it."""
     from ebpfvm.asm.disassembler import format_instruction_kernel_log_line
-    lines = ["func#0 @0", "Live regs before insn:"]
-    for pc in range(n):
+
+    from .api import _prog_type
+    from .cfg import ControlFlowGraph, subprogram_starts
+    from .liveness import format_mask, helper_arg_counter, live_regs_before
+    insns = program.instructions
+    live = live_regs_before(program, helper_arg_counter(_prog_type(getattr(program, "prog_type", None))))
+    # instructions in a loop carry their strongly connected component's number
+    sccs = ControlFlowGraph(program).strongly_connected_components()
+    scc_of = {pc: number for number, members in enumerate(sccs, 1) for pc in members}
+    lines = [f"func#{i} @{start}" for i, start in enumerate(subprogram_starts(program))]
+    lines.append("Live regs before insn:")
+    for pc in range(len(insns)):
         if pc > 0 and insns[pc - 1].opcode == 0x18:
             continue
-        marks = "".join(str(r) if live_in[pc] >> r & 1 else "." for r in range(10))
         text = format_instruction_kernel_log_line(program, pc).split(": ", 1)[1]
-        lines.append(f"{pc:7d}: {marks} {text}")
+        scc = f"{scc_of[pc]:3d}" if pc in scc_of else "   "
+        lines.append(f"{scc} {pc:3d}: {format_mask(live[pc])} {text}")
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +215,11 @@ class LogBuilder:
         self._pending: tuple[int, list[Reg], dict] | None = None
         self.started = False
         self.heads: dict[int, str] = {}
+        self._frame = None  # the frame the pending instruction ran in
+        self._linfo = sorted(getattr(program, "line_info", ()) or (), key=lambda li: li.insn)
+        self._linfo_starts = [li.insn for li in self._linfo]
+        self._prev_linfo = None
+        self._entered = False  # a bpf-to-bpf call just entered its callee
 
     def text(self) -> str:
         return "".join(self.buf)
@@ -224,37 +228,71 @@ class LogBuilder:
         if not self.started:
             self.buf.append(f"0: {format_state(state, self.maps)}\n")
             self.started = True
+        if self._entered:  # the callee's first instruction: its whole entry state first
+            self.buf.append(f"{pc}: {format_state(state, self.maps)}\n")
+            self._entered = False
+        self._source_line(pc)
         self.buf.append(self._fmt(self.program, pc) + "\n")
         frame = state.frame
+        self._frame = (frame, len(state.frames))
         self._pending = (pc, list(frame.regs), dict(frame.stack))
+
+    def _source_line(self, pc: int) -> None:
+        """``verbose_linfo``: ``; <source line> @ <file>:<line>`` before the
+        first instruction processed under a different line_info record."""
+        i = bisect.bisect_right(self._linfo_starts, pc) - 1
+        if i < 0 or self._linfo[i] is self._prev_linfo:
+            return
+        prev, li = self._prev_linfo, self._linfo[i]
+        self._prev_linfo = li
+        if prev is not None and (prev.file, prev.line) == (li.file, li.line):
+            return  # another column of the line just printed: the kernel prints a line once
+        self.buf.append(f"; {li.text.lstrip()} @ {os.path.basename(li.file)}:{li.line}\n")
 
     def after(self, pc: int, successors: list) -> None:
         pending, self._pending = self._pending, None
         if not successors or pending is None:
             return
         insn = self.program.instructions[pc]
-        if (insn.opcode & 0x07) in (0x05, 0x06) and (insn.opcode & 0xF0) not in (0x00, 0x80, 0x90) \
-                and len(successors) == 1:
-            return  # known branch outcome: the kernel prints differently (not reproduced)
         state = successors[0][1]
         _, old_regs, old_stack = pending
+        old_frame, depth = self._frame
+        if insn.opcode == 0x85 and insn.src == 1 and len(state.frames) > depth:
+            # the caller's r0-r5 are clobbered by the call (clear_caller_saved_regs)
+            caller = format_state(state, self.maps, regs=range(6, 11), frame=state.frames[-2])
+            self.buf.append(f"caller:\n {caller}\n"
+                            f"callee:\n {format_state(state, self.maps)}\n")
+            self._entered = True
+            return
+        if insn.opcode == 0x95:  # prepare_func_exit: back in the caller
+            ret = successors[0][0]
+            caller = format_state(state, self.maps)
+            self.buf.append(f"returning from callee:\n {format_state(state, self.maps, frame=old_frame)}\n"
+                            f"to caller at {ret}:\n {caller}\n")
+            if self.level >= 2:
+                self.buf.append(f"\nfrom {pc} to {ret}: {caller}\n")
+            return
         reads, writes = _used_regs(insn)
         regs = {i for i in reads | writes | {insn.dst}
                 if i < len(state.frame.regs)} if insn.opcode not in (0x05, 0x06) else set()
         if (insn.opcode & 0x07) in (0x04, 0x07) and not insn.opcode & 0x08:
             regs = {insn.dst}
         slots = {i for i, s in state.frame.stack.items() if old_stack.get(i) is not s}
+        if (insn.opcode & 0x07) in (0x05, 0x06):
+            slots = set()  # a branch scratches only its registers, not slots it refined by id
         if (insn.opcode & 0x07) == 0x01:  # a load from the stack scratches the slot read
             base = old_regs[insn.src]
             if base.type is RegType.PTR_TO_STACK and base.var.is_const():
                 slots.add((-(base.off + base.var.value + insn.off) - 1) // 8)
         text = format_state(state, self.maps, regs=regs, slots=slots)
-        if not text:
-            return
+        if not text and insn.opcode != 0x85:
+            return  # nothing scratched; a helper call always scratches r0-r5, even all uninitialised
         line = self.buf.pop()[:-1]
-        width = -(-max(len(line) + 1, BPF_LOG_MIN_ALIGNMENT) // BPF_LOG_ALIGNMENT) * BPF_LOG_ALIGNMENT \
-            - (len(line) + 1) - 1
-        self.buf.append(line + " " * width + "; " + text + "\n")
+        # ``vlog_alignment``: the ';' two columns before a multiple of 8 (at
+        # least column 38) with at least three spaces before it
+        width = -(-max(len(line) + 5, BPF_LOG_MIN_ALIGNMENT) // BPF_LOG_ALIGNMENT) * BPF_LOG_ALIGNMENT \
+            - 2 - len(line)
+        self.buf.append(line + " " * width + ";" + (" " + text if text else "") + "\n")
 
     def pushed(self, branch_pc: int, state: State) -> None:
         self.marks[id(state)] = (branch_pc, len(self.buf))
@@ -290,7 +328,7 @@ class LogBuilder:
     def finish(self, error_text: str | None, time_us: int, stack_depths: list[int], stats) -> str:
         head = ""
         if self.level >= 2:
-            head = live_regs_table(self.program) or ""
+            head = live_regs_table(self.program)
         body = self.text() if (self.level >= 2 or error_text is not None) else ""
         tail = []
         if error_text is not None:

@@ -170,6 +170,8 @@ NEGATIVE_PTR_OFF = Message("negative offset {type} ptr R{reg} off={off} disallow
 VARIABLE_PTR_ACCESS = Message("variable {type} access var_off={var} disallowed", "EACCES", "__check_ptr_off_reg")
 STACK_BOUNDS = Message("invalid{extra} stack R{reg} off={off} size={size}", "EACCES",
                        "check_stack_access_within_bounds")
+STACK_VAR_UNBOUNDED = Message("invalid unbounded variable-offset{extra} stack R{reg}", "EACCES",
+                              "check_stack_access_within_bounds")
 STACK_VAR_BOUNDS = Message("invalid variable-offset{extra} stack R{reg} var_off={var} off={off} size={size}",
                            "EACCES", "check_stack_access_within_bounds")
 STACK_READ_UNINIT = Message("invalid read from stack off {off}+{i} size {size}", "EACCES",
@@ -179,6 +181,8 @@ STACK_VAR_READ_UNINIT = Message("invalid read from stack R{reg} var_off={var}+{i
 STACK_INDIRECT_UNINIT = Message("invalid indirect read from stack R{reg} off {off}+{i} size {size}", "EACCES",
                                 "check_stack_range_initialized")
 SPILL_SIZE = Message("invalid size of register spill", "EACCES", "check_stack_write_fixed_off")
+SPILL_STACK_PTR_TO_CALLER = Message("cannot spill pointers to stack into stack frame of the caller", "EINVAL",
+                                    "check_stack_write_fixed_off")
 FILL_SIZE = Message("invalid size of register fill", "EACCES", "check_stack_read_fixed_off")
 MISALIGNED = Message("misaligned {desc}access off {var}+{reg_off}+{off} size {size}", "EACCES",
                      "check_generic_ptr_alignment")
@@ -216,6 +220,8 @@ PTR_ARITH_OP = Message("R{reg} pointer arithmetic with {op} operator prohibited"
                        "adjust_ptr_min_max_vals")
 PTR_BITWISE = Message("R{reg} bitwise operator {op} on pointer prohibited", "EACCES", "adjust_ptr_min_max_vals")
 PTR_SUB_FROM_SCALAR = Message("R{reg} tried to subtract pointer from scalar", "EACCES", "adjust_ptr_min_max_vals")
+# JITs may not cope with a frame pointer moved by subtraction, so the kernel refuses any, even of a constant.
+PTR_SUB_FROM_STACK = Message("R{reg} subtraction from stack pointer prohibited", "EACCES", "adjust_ptr_min_max_vals")
 PTR_PTR = Message("R{reg} pointer {op} pointer prohibited", "EACCES", "adjust_reg_min_max_vals")
 PTR_MATH_CONST = Message("math between {type} pointer and {value} is not allowed", "EINVAL",
                          "check_reg_sane_offset")

@@ -79,6 +79,13 @@ class Reg:
     mem_size: int = 0
     frameno: int = 0
     func: int = -1  # PTR_TO_FUNC: the pc of the subprogram it names
+    # Scalars linked by ``r1 = r2; r1 += 5`` (the kernel's BPF_ADD_CONST id):
+    # this register is ``delta`` more than the plain copies with its id.
+    delta: int | None = None
+    # Scalars: the stack slots (subprog, frameno, slot) the value was computed
+    # from; a use that needs the exact value makes them precise
+    # (verifier.callbacks.demand_precision).  Not part of equality.
+    origin: frozenset = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def is_scalar(self) -> bool:
@@ -130,6 +137,25 @@ def const(value: int) -> Reg:
     return Reg(RegType.SCALAR, ScalarBounds.const(value))
 
 
+def fits_width(reg: Reg, size: int) -> bool:
+    """Whether a scalar's value fits ``size`` bytes unsigned (the kernel's
+    ``get_reg_width``): copies that narrow it keep their link only then."""
+    return reg.var.umax < 1 << (8 * size)
+
+
+def with_scalar_id(state: State, reg: Reg) -> Reg:
+    """``assign_scalar_id_before_mov``: an unknown scalar about to be copied
+    gets an id (once), so the copies stay linked: what a branch learns of one
+    holds for all (``sync_linked_regs``).  Constants need no link."""
+    if not reg.is_scalar:
+        return reg
+    if reg.delta is not None:  # a copy of an offset link starts a new link (only one += per link)
+        reg = replace(reg, id=0, delta=None)
+    if reg.id or reg.var.is_const():
+        return reg
+    return replace(reg, id=state.fresh_id())
+
+
 def pointer(kind: RegType, **fields: object) -> Reg:
     return Reg(kind, ZERO_OFF, **fields)  # type: ignore[arg-type]
 
@@ -163,10 +189,11 @@ class Frame:
     callsite: int = -1
     subprog: int = 0
     in_callback: bool = False  # a bpf_loop / for_each_map_elem callback: R0 must be in [0, 1]
+    callback_depth: int = 0  # bpf_loop callbacks simulated from this frame's call site so far
 
     def copy(self) -> Frame:
         return Frame(list(self.regs), dict(self.stack), self.frameno, self.callsite, self.subprog,
-                     self.in_callback)
+                     self.in_callback, self.callback_depth)
 
     @property
     def stack_depth(self) -> int:
@@ -227,26 +254,73 @@ def initial_state() -> State:
 # --- equivalence for pruning ---------------------------------------------------------
 
 
-def reg_within(old: Reg, cur: Reg) -> bool:
+class IdMap:
+    """``check_ids``: a one-to-one mapping of old scalar ids to current ones
+    (an id 0 gets a fresh temporary id on either side, as ``check_scalar_ids``)."""
+
+    __slots__ = ("backward", "forward", "temp")
+
+    def __init__(self) -> None:
+        self.forward: dict = {}
+        self.backward: dict = {}
+        self.temp = 0
+
+    def match_exact(self, old_id: int, cur_id: int) -> bool:
+        """Pointer ids: both zero, or both set and mapped one-to-one."""
+        if bool(old_id) != bool(cur_id):
+            return False
+        return not old_id or self.match(old_id, cur_id)
+
+    def match(self, old_id: int, cur_id: int) -> bool:
+        if not old_id:
+            self.temp += 1
+            old_id = ("tmp", self.temp)
+        if not cur_id:
+            self.temp += 1
+            cur_id = ("tmp", self.temp)
+        if old_id in self.forward:
+            return self.forward[old_id] == cur_id
+        if cur_id in self.backward:
+            return False
+        self.forward[old_id] = cur_id
+        self.backward[cur_id] = old_id
+        return True
+
+
+def reg_within(old: Reg, cur: Reg, precise: bool = True, ids: IdMap | None = None) -> bool:
     """Whether every concrete value ``cur`` may hold is one ``old`` covers
-    (``regsafe``, simplified: ids must agree exactly instead of by mapping)."""
+    (``regsafe``).  A scalar the old path never needed exactly (not
+    ``precise``) covers any scalar; a precise one needs range and tnum
+    containment and, with ``ids``, links matching the old ones.  Maybe-NULL
+    pointers need the same id (the kernel maps them)."""
     if old.type is RegType.NOT_INIT:
-        return True  # the old path never read it... conservatively: old had no value, so anything passes
+        return True  # dead (cleaned by liveness) or never written on the old path
     if old.type is not cur.type:
         return False
     if old.is_scalar:
+        if not precise:
+            return True
+        if ids is not None and not ids.match(old.id, cur.id):
+            return False
+        if old.id and old.delta != cur.delta:  # offset links must agree (regsafe: BPF_ADD_CONST, off)
+            return False
         return cur.var.is_subset_of(old.var)
     if (old.off, old.map, old.mem_size, old.frameno, old.ref_obj_id != 0) != \
             (cur.off, cur.map, cur.mem_size, cur.frameno, cur.ref_obj_id != 0):
         return False
     if old.type in PACKET_TYPES and cur.range < old.range:
         return False
-    if old.maybe_null and old.id != cur.id:
-        return False
+    if old.maybe_null or old.type in PACKET_TYPES:  # the links a NULL check / range check follows
+        if ids is None:
+            if old.maybe_null and old.id != cur.id:
+                return False
+        elif not ids.match_exact(old.id, cur.id):
+            return False
     return cur.var.is_subset_of(old.var)
 
 
-def slot_within(old: StackSlot | None, cur: StackSlot | None) -> bool:
+def slot_within(old: StackSlot | None, cur: StackSlot | None, precise: bool = True,
+                ids: IdMap | None = None) -> bool:
     old = old or StackSlot()
     cur = cur or StackSlot()
     for ok, ck in zip(old.kinds, cur.kinds):
@@ -257,22 +331,30 @@ def slot_within(old: StackSlot | None, cur: StackSlot | None) -> bool:
         if ok is not ck:
             return False
     if old.spilled is not None:
-        return cur.spilled is not None and reg_within(old.spilled, cur.spilled)
+        return cur.spilled is not None and reg_within(old.spilled, cur.spilled, precise, ids)
     return True
 
 
-def state_within(old: State, cur: State) -> bool:
+def state_within(old: State, cur: State, marks=None) -> bool:
     """``states_equal``: ``cur`` may be pruned because ``old`` (fully explored
-    or being explored) covers it."""
+    or being explored) covers it.  ``marks`` (a ``verifier.backtrack.Marks``)
+    says which of old's scalars are precise; without it all are."""
     if len(old.frames) != len(cur.frames) or len(old.refs) != len(cur.refs):
         return False
-    for of, cf in zip(old.frames, cur.frames):
+    ids = IdMap() if marks is not None else None
+    for depth, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if of.callsite != cf.callsite:
             return False
-        if not all(reg_within(o, c) for o, c in zip(of.regs, cf.regs)):
-            return False
+        if marks is None:
+            if not all(reg_within(o, c) for o, c in zip(of.regs, cf.regs)):
+                return False
+        else:
+            for r, (o, c) in enumerate(zip(of.regs, cf.regs)):
+                if not reg_within(o, c, marks.reg(depth, r), ids):
+                    return False
         for index in of.stack.keys() | cf.stack.keys():
-            if not slot_within(of.stack.get(index), cf.stack.get(index)):
+            precise = marks is None or marks.slot(depth, index)
+            if not slot_within(of.stack.get(index), cf.stack.get(index), precise, ids):
                 return False
     return True
 

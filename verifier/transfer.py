@@ -12,15 +12,42 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ebpfvm.helpers import default_registry
-from ebpfvm.helpers.prototype import ArgFlag, ArgKind, RetKind
+from ebpfvm.helpers.prototype import RetKind
 from ebpfvm.isa.instruction import Instruction
 
 from . import messages as M
-from .checks import (Env, Reject, check_callback_return, check_helper_args, check_mem_access, check_return, check_write_reg, inner_map_index,
-                     read_reg)
-from .domains import S64_MIN, Cmp, ScalarBounds, branch_taken, refine
-from .state import (BPF_REG_FP, MAX_CALL_FRAMES, NOT_INIT, OR_NULL_BASE, PACKET_TYPES, Frame, Reg, RegType, State,
-                    const, pointer, scalar)
+from .callbacks import CALLBACK_HELPERS, return_to_call_site, schedule_callback
+from .checks import (
+    KNOWN_KEY_MAP_TYPES,
+    Env,
+    Reject,
+    check_callback_return,
+    check_helper_args,
+    check_mem_access,
+    check_return,
+    check_write_reg,
+    inner_map_index,
+    read_reg,
+)
+from .domains import S64_MIN, Cmp, ScalarBounds, branch_taken, refine, swap
+from .liveness import helper_arg_counter, live_regs_before
+from .precision import demand_precision, derived
+from .state import (
+    BPF_REG_FP,
+    MAX_CALL_FRAMES,
+    NOT_INIT,
+    OR_NULL_BASE,
+    PACKET_TYPES,
+    Frame,
+    Reg,
+    RegType,
+    State,
+    const,
+    fits_width,
+    pointer,
+    scalar,
+    with_scalar_id,
+)
 from .structure import instruction_error
 
 ALU, ALU64, JMP, JMP32, LD, LDX, ST, STX = 0x04, 0x07, 0x05, 0x06, 0x00, 0x01, 0x02, 0x03
@@ -70,13 +97,20 @@ def _alu(env: Env, state: State, insn: Instruction, pc: int) -> list:
             regs[insn.dst] = scalar(value)
         elif insn.off in (8, 16, 32) and insn.off != 0 and not (is64 and insn.off == 1):
             size = insn.off // 8
-            regs[insn.dst] = scalar(src.var.movsx(size) if is64 else src.var.movsx32(size)) if src.is_scalar \
-                else scalar(ScalarBounds.unknown().movsx(size) if is64 else ScalarBounds.unknown().mov32())
+            var = (src.var.movsx(size) if is64 else src.var.movsx32(size)) if src.is_scalar \
+                else (ScalarBounds.unknown().movsx(size) if is64 else ScalarBounds.unknown().mov32())
+            link = 0
+            if src.is_scalar and src.var.umax < 1 << (insn.off - 1):  # no sign extension: still linked
+                regs[insn.src] = src = with_scalar_id(state, src)
+                link = src.id
+            regs[insn.dst] = replace(scalar(var), id=link)
         elif is64:
-            if src.is_scalar and not src.id and not src.var.is_const():
-                src = replace(src, id=state.fresh_id())  # linked scalars share what a branch teaches
-                regs[insn.src] = src
+            if src.is_scalar:
+                regs[insn.src] = src = with_scalar_id(state, src)  # linked scalars share what a branch teaches
             regs[insn.dst] = src
+        elif src.is_scalar and fits_width(src, 4):  # w1 = w2 of a 32-bit value: still linked
+            regs[insn.src] = src = with_scalar_id(state, src)
+            regs[insn.dst] = replace(src, var=src.var.mov32())
         else:
             regs[insn.dst] = scalar(src.var.mov32() if src.is_scalar else ScalarBounds.unknown().mov32())
         return [(pc + 1, state)]
@@ -100,12 +134,27 @@ def _alu(env: Env, state: State, insn: Instruction, pc: int) -> list:
         raise Reject(M.INVALID_SHIFT, imm=insn.imm)
     check_write_reg(insn.dst)
     if dst.is_pointer or src.is_pointer:
+        demand_precision(env, src if dst.is_pointer else dst)  # the offset must be exact
         regs[insn.dst] = _pointer_alu(env, state, insn, dst, src, op, is64)
         return [(pc + 1, state)]
     names = _SIGNED[op] if op in _SIGNED and insn.off == 1 else _ALU_OPS[op][:2]
     method = names[0] if is64 else names[1]
-    regs[insn.dst] = scalar(getattr(dst.var, method)(src.var))
+    result = derived(getattr(dst.var, method)(src.var), dst, src)
+    if op in (0x0, 0x1) and is64 and dst.id and env.privileged and src.is_const():
+        result = _link_add_const(dst, result, src.var.value, op == 0x1)
+    regs[insn.dst] = result
     return [(pc + 1, state)]
+
+
+def _link_add_const(dst: Reg, result: Reg, value: int, sub: bool) -> Reg:
+    """``r1 += c`` / ``r1 -= c`` on a linked scalar keeps the link with an
+    offset (the kernel's BPF_ADD_CONST), so a branch on either side still
+    teaches the other; one such step per link, ``c`` a signed 32-bit value.
+    (The kernel links ``w1 += c`` too; not modelled: the link is dropped.)"""
+    value = value - (1 << 64) if value >> 63 else value
+    if dst.delta is not None or not -(1 << 31) <= value < 1 << 31 or (sub and value == -(1 << 31)):
+        return result
+    return replace(result, id=dst.id, delta=-value if sub else value)
 
 
 _NO_ARITH = (RegType.CONST_PTR_TO_MAP, RegType.PTR_TO_PACKET_END, RegType.PTR_TO_SOCK_COMMON, RegType.PTR_TO_FUNC)
@@ -137,6 +186,8 @@ def _pointer_alu(env: Env, state: State, insn: Instruction, dst: Reg, src: Reg, 
         raise Reject(M.PTR_MATH_UNBOUNDED, type=ptr.type)
     if op == 0x1 and not dst.is_pointer:
         raise Reject(M.PTR_SUB_FROM_SCALAR, reg=insn.dst)
+    if op == 0x1 and ptr.type is RegType.PTR_TO_STACK:
+        raise Reject(M.PTR_SUB_FROM_STACK, reg=insn.dst)
     if op in (0x4, 0x5, 0xA):
         raise Reject(M.PTR_BITWISE, reg=insn.dst, op=opname)
     if op not in (0x0, 0x1):
@@ -173,10 +224,27 @@ def _stx(env: Env, state: State, insn: Instruction, pc: int) -> list:
     if insn.opcode & 0xE0 == 0xC0:
         return _atomic(env, state, insn, pc)
     value = read_reg(state, insn.src)
-    read_reg(state, insn.dst)
+    dst = read_reg(state, insn.dst)
     size = SIZE_BYTES[insn.opcode & 0x18]
+    value = _link_spill(env, state, insn, dst, value, size)
     check_mem_access(env, state, insn.dst, insn.off, size, write=True, value=value)
     return [(pc + 1, state)]
+
+
+def _link_spill(env: Env, state: State, insn: Instruction, dst: Reg, value: Reg, size: int) -> Reg:
+    """``check_stack_write_fixed_off``: as root, a scalar spilled to an
+    8-byte aligned stack slot is linked to its register by an id (given now
+    if it has none) when its value fits the store, so a branch on either
+    refines both; a narrowing spill breaks the link."""
+    if not (env.privileged and value.is_scalar and dst.type is RegType.PTR_TO_STACK and dst.var.is_const()):
+        return value
+    if (dst.off + dst.var.smin + insn.off) % 8:
+        return value
+    if not fits_width(value, size):
+        return replace(value, id=0) if value.id else value
+    value = with_scalar_id(state, value)
+    state.regs[insn.src] = value
+    return value
 
 
 def _st(env: Env, state: State, insn: Instruction, pc: int) -> list:
@@ -271,13 +339,16 @@ def _cond(env: Env, state: State, insn: Instruction, pc: int) -> list:
     target = pc + 1 + insn.off
     if dst.is_scalar and src.is_scalar:
         taken = branch_taken(cmp, dst.var, src.var, is32)
+        if taken is not None:
+            demand_precision(env, dst, src)  # the outcome relies on their values
         if taken is True:
             return [(target, state)]
         if taken is False:
             return [(pc + 1, state)]
         other = state.copy()
-        _refine_scalars(state, insn, x, dst, src, cmp, is32, True)
-        _refine_scalars(other, insn, x, dst, src, cmp, is32, False)
+        live = _live_before(env, pc)
+        _refine_scalars(state, insn, x, dst, src, cmp, is32, True, live)
+        _refine_scalars(other, insn, x, dst, src, cmp, is32, False, live)
         return [(pc + 1, other), (target, state)]
     # pointers: null checks, packet ranges; otherwise both ways, nothing learnt
     null_cmp = not is32 and cmp in (Cmp.EQ, Cmp.NE) and (src.is_const(0) or dst.is_const(0))
@@ -294,9 +365,13 @@ def _cond(env: Env, state: State, insn: Instruction, pc: int) -> list:
         _mark_null(taken_state, ptr, is_null_when_taken, env)
         _mark_null(fall_state, ptr, not is_null_when_taken, env)
         return [(pc + 1, fall_state), (target, taken_state)]
+    if not is32 and x:
+        known = _pkt_end_branch_taken(dst, src, cmp)
+        if known is not None:
+            return [(target, state)] if known else [(pc + 1, state)]
     other = state.copy()
-    if not is32:
-        _packet_compare(other, state, dst, src, cmp)
+    if not is32 and x:
+        _packet_compare(other, state, insn, dst, src, cmp)
     return [(pc + 1, other), (target, state)]
 
 
@@ -305,19 +380,41 @@ _NOT_NULL = frozenset({RegType.PTR_TO_MAP_VALUE, RegType.PTR_TO_MAP_KEY, RegType
                        RegType.PTR_TO_MEM, RegType.PTR_TO_RINGBUF_MEM, RegType.CONST_PTR_TO_MAP})
 
 
+def _live_before(env: Env, pc: int) -> int:
+    """The registers live before instruction ``pc`` (a bit per register)."""
+    if env.live_regs is None:
+        env.live_regs = live_regs_before(env.program, helper_arg_counter(env.ptype))
+    return env.live_regs[pc]
+
+
 def _refine_scalars(state: State, insn: Instruction, x: bool, dst: Reg, src: Reg, cmp: Cmp, is32: bool,
-                    taken: bool) -> None:
+                    taken: bool, live: int = -1) -> None:
     a, b = refine(cmp, dst.var, src.var, is32, taken)
     a, b = a.sanitized(), b.sanitized()
-    _set_linked(state, insn.dst, dst, a)
+    _set_linked(state, insn.dst, dst, a, live)
     if x:
-        _set_linked(state, insn.src, src, b)
+        _set_linked(state, insn.src, src, b, live)
 
 
-def _set_linked(state: State, regno: int, reg: Reg, var: ScalarBounds) -> None:
-    """The register and every scalar sharing its id learn the new bounds."""
+def _set_linked(state: State, regno: int, reg: Reg, var: ScalarBounds, live: int = -1) -> None:
+    """The register and every scalar sharing its id learn the new bounds
+    (``sync_linked_regs``), shifted by the difference of their offsets.  As
+    in 6.18, registers of this frame dead at the branch (``live``) are left
+    as they were: nothing reads them."""
     if reg.id:
-        state.map_regs(lambda r: replace(r, var=var) if r.is_scalar and r.id == reg.id else r)
+        dead = [(i, r) for i, r in enumerate(state.regs) if not live >> i & 1]
+        known = reg.delta or 0
+
+        def sync(r: Reg) -> Reg:
+            if not r.is_scalar or r.id != reg.id:
+                return r
+            if (r.delta or 0) == known:
+                return replace(r, var=var)
+            return replace(r, var=var.add(ScalarBounds.const((r.delta or 0) - known)))
+
+        state.map_regs(sync)
+        for i, r in dead:
+            state.regs[i] = r
     state.regs[regno] = replace(reg, var=var)
 
 
@@ -343,18 +440,45 @@ def _mark_null(state: State, ptr: Reg, is_null: bool, env: Env | None = None) ->
             return r
         if is_null:
             return const(0)
-        return replace(r, type=base)
+        # not NULL: the id has done its job (spin-lock map values, which keep
+        # it in the kernel, are not modelled)
+        return replace(r, type=base, id=0)
 
     state.map_regs(fix)
     if is_null and ptr.ref_obj_id:
         state.refs = tuple(x for x in state.refs if x != ptr.ref_obj_id)
 
 
-def _packet_compare(fall: State, taken: State, dst: Reg, src: Reg, cmp: Cmp) -> None:
+# Packet-pointer ranges below zero: the pointer is known to be at (``>=``) or
+# beyond (``>``) pkt_end (the kernel's AT_PKT_END / BEYOND_PKT_END).
+AT_PKT_END, BEYOND_PKT_END = -1, -2
+
+
+def _pkt_end_branch_taken(dst: Reg, src: Reg, cmp: Cmp) -> bool | None:
+    """``is_pkt_ptr_branch_taken``: a packet pointer already known to be at
+    or beyond pkt_end decides a later comparison with pkt_end."""
+    if src.type is RegType.PTR_TO_PACKET_END and dst.type in PACKET_TYPES:
+        pkt = dst
+    elif dst.type is RegType.PTR_TO_PACKET_END and src.type in PACKET_TYPES:
+        pkt, cmp = src, swap(cmp)
+    else:
+        return None
+    if pkt.range >= 0:
+        return None
+    if cmp in (Cmp.GT, Cmp.LE) and pkt.range == BEYOND_PKT_END:
+        return cmp is Cmp.GT
+    if cmp in (Cmp.GE, Cmp.LT):
+        return cmp is Cmp.GE
+    return None
+
+
+def _packet_compare(fall: State, taken: State, insn: Instruction, dst: Reg, src: Reg, cmp: Cmp) -> None:
     """``try_match_pkt_pointers``: a packet pointer compared with data_end (or
     pkt_meta with pkt) gives every pointer with its id a range in the branch
-    where it is known to be below the end.  ``taken`` and ``fall`` are the
-    states of the two outcomes (the jump's and the fall-through's)."""
+    where it is known to be below the end; in the other branch the compared
+    register itself is at or beyond the end (``mark_pkt_end``).  ``taken``
+    and ``fall`` are the states of the two outcomes (the jump's and the
+    fall-through's)."""
     def pair(lo: Reg, hi: Reg) -> bool:
         return (lo.type is RegType.PTR_TO_PACKET and hi.type is RegType.PTR_TO_PACKET_END) or \
                (lo.type is RegType.PTR_TO_PACKET_META and hi.type is RegType.PTR_TO_PACKET)
@@ -371,9 +495,13 @@ def _packet_compare(fall: State, taken: State, dst: Reg, src: Reg, cmp: Cmp) -> 
     if plan is None:
         return
     state, ptr, right_open = plan
+    if ptr.type is RegType.PTR_TO_PACKET:
+        beyond = fall if state is taken else taken
+        regno = insn.dst if ptr is dst else insn.src
+        beyond.regs[regno] = replace(ptr, range=AT_PKT_END if right_open else BEYOND_PKT_END)
     if ptr.off < 0 or (ptr.off == 0 and right_open) or ptr.var.umax + ptr.off > 0xFFFF:
         return
-    new_range = ptr.off - (1 if right_open else 0)
+    new_range = ptr.off + (1 if right_open else 0)  # pkt < end: one byte more (6.18)
     state.map_regs(lambda r: replace(r, range=max(r.range, new_range))
                    if r.type is ptr.type and r.id == ptr.id else r)
 
@@ -413,19 +541,24 @@ def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
         rid = meta.release_ref
         state.refs = tuple(x for x in state.refs if x != rid)
         state.map_regs(lambda r: scalar() if r.ref_obj_id == rid else r)
-    callback = _callback_state(env, state, fid, meta, pc) if fid in _CALLBACK_HELPERS else None
+    callback = schedule_callback(env, state, fid, pc) if fid in CALLBACK_HELPERS else None
     for r in range(1, 6):
         state.regs[r] = NOT_INIT
     ret = proto.ret
-    if ret is RetKind.PTR_TO_MAP_VALUE_OR_NULL:
+    if ret is RetKind.PTR_TO_MAP_VALUE_OR_NULL and _lookup_cannot_fail(fid, definition, meta):
+        state.regs[0] = replace(pointer(RegType.PTR_TO_MAP_VALUE), map=meta.map)
+    elif ret is RetKind.PTR_TO_MAP_VALUE_OR_NULL:
         state.regs[0] = replace(pointer(RegType.PTR_TO_MAP_VALUE_OR_NULL), id=state.fresh_id(), map=meta.map)
     elif ret is RetKind.PTR_TO_ALLOC_MEM_OR_NULL:
+        state.fresh_id()  # the kernel numbers the maybe-NULL result, then the reference replaces it
         rid = state.fresh_id()
         state.refs = state.refs + (rid,)
         state.regs[0] = replace(pointer(RegType.PTR_TO_RINGBUF_MEM_OR_NULL), id=rid, ref_obj_id=rid,
                                 mem_size=meta.alloc_size)
     elif ret is RetKind.PTR_TO_MEM_OR_NULL:
         state.regs[0] = replace(pointer(RegType.PTR_TO_MEM_OR_NULL), id=state.fresh_id(), mem_size=meta.alloc_size)
+    elif ret is RetKind.VOID:
+        state.regs[0] = NOT_INIT  # reading r0 after a void helper is "R0 !read_ok"
     else:
         state.regs[0] = scalar()
     if fid in _CHANGES_PKT:
@@ -433,39 +566,17 @@ def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
     if fid == 12:  # a tail call that fails falls through
         pass
     if callback is not None:
-        # As the kernel does: the caller goes on as if the callback ran no
-        # times, and the callback is verified in a new frame (once per call site).
-        return [callback, (pc + 1, state)]
+        # As the kernel does: the caller goes on (as if the callback ran no
+        # times) and the callback's entry waits; its exit comes back here.
+        return [(pc + 1, state), callback]
     return [(pc + 1, state)]
 
 
-_CALLBACK_HELPERS = {181: 2, 164: 2}  # helper -> argument register holding the callback
-
-
-def _callback_state(env: Env, state: State, fid: int, meta, pc: int) -> tuple[int, State] | None:
-    """``push_callback_call``: the callback's entry in a fresh frame, with
-    ``set_loop_callback_state`` / ``set_map_elem_callback_state`` arguments."""
-    fn = state.regs[_CALLBACK_HELPERS[fid]]
-    if fn.type is not RegType.PTR_TO_FUNC or fn.func < 0:
-        return None
-    if len(state.frames) >= MAX_CALL_FRAMES:
-        raise Reject(M.CALL_STACK_TOO_DEEP, frames=len(state.frames) + 1)
-    inner = state.copy()
-    caller = inner.frame
-    frameno = len(inner.frames)
-    regs = [NOT_INIT] * 11
-    if fid == 181:  # callback(u32 index, void *ctx)
-        regs[1] = scalar()
-        regs[2] = caller.regs[3]
-    else:  # callback(map, key, value, ctx)
-        regs[1] = caller.regs[1]
-        regs[2] = replace(pointer(RegType.PTR_TO_MAP_KEY), map=caller.regs[1].map)
-        regs[3] = replace(pointer(RegType.PTR_TO_MAP_VALUE), map=caller.regs[1].map)
-        regs[4] = caller.regs[3]
-    regs[BPF_REG_FP] = replace(pointer(RegType.PTR_TO_STACK), frameno=frameno)
-    caller.callsite = pc
-    inner.frames.append(Frame(regs, {}, frameno, pc, fn.func, True))
-    return (fn.func, inner)
+def _lookup_cannot_fail(fid: int, definition, meta) -> bool:
+    """bpf_map_lookup_elem on an array map with a key known now (as root) and
+    inside max_entries returns the value, never NULL."""
+    return (fid == 1 and definition is not None and definition.map_type in KNOWN_KEY_MAP_TYPES
+            and 0 <= meta.const_key < definition.max_entries)
 
 
 # check_map_func_compatibility, the map side: helpers each map type allows.
@@ -506,8 +617,6 @@ def _local_call(env: Env, state: State, insn: Instruction, pc: int) -> list:
     regs[BPF_REG_FP] = replace(pointer(RegType.PTR_TO_STACK), frameno=frameno)
     caller.callsite = pc
     state.frames.append(Frame(regs, {}, frameno, pc, target))
-    for r in range(0, 6):
-        caller.regs[r] = caller.regs[r]
     return [(target, state)]
 
 
@@ -515,12 +624,13 @@ def _exit(env: Env, state: State, insn: Instruction, pc: int) -> list:
     if len(state.frames) > 1:
         r0 = read_reg(state, 0)
         callee = state.frames.pop()
-        if r0.type is RegType.PTR_TO_STACK and r0.frameno == callee.frameno:
+        # any stack pointer, the caller's too: the kernel refuses them all
+        if r0.type is RegType.PTR_TO_STACK:
             raise Reject(M.RETURN_STACK_PTR)
         caller = state.frame
         if callee.in_callback:
-            check_callback_return(r0)
-            r0 = scalar()
+            check_callback_return(env, r0)
+            return return_to_call_site(env, state)
         for r in range(1, 6):
             caller.regs[r] = NOT_INIT
         caller.regs[0] = r0

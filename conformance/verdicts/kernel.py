@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ebpfvm.errors import InputFileError
+from ebpfvm.kernel.funcinfo import func_info_for, needs_func_info
 
 from .build import build_program
 from .model import ACCEPT, REJECT, Case, Outcome, errno_name
@@ -29,9 +30,15 @@ def _load_in_child(insns: bytes, prog_type: int, attach_type: int, prog_flags: i
     fds = [m.fd for m in created]
     if fds:
         insns = kernel.relocate_map_indices(insns, fds)
+    btf = {}
+    if needs_func_info(insns):  # callbacks: the kernel wants func_info (a minimal BTF)
+        from ebpfvm.kernel.btf import load_btf
+        blob, records = func_info_for(insns)
+        loaded_btf = load_btf(blob)
+        btf = {"prog_btf_fd": loaded_btf.fd, "func_info": records}
     try:
         kernel.load_program(insns, prog_type, log_level=1, expected_attach_type=attach_type,
-                            prog_flags=prog_flags)
+                            prog_flags=prog_flags, **btf)
     except kernel.KernelVerifierError as exc:
         return Outcome(REJECT, kernel.last_error_line(exc.log) or None, errno_name(exc.errno))
     return Outcome(ACCEPT)
