@@ -107,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     from .verify_cli import add_verify_parser
 
     add_verify_parser(sub)
+
+    p = sub.add_parser("fuzz-verifier", help="compare our verifier's verdicts with the live kernel's on "
+                                             "generated programs")
+    p.add_argument("--count", type=_positive_int, default=200, help="programs to generate (default 200)")
+    p.add_argument("--seed", type=_parse_int, default=0, help="generation seed (default 0)")
+    p.add_argument("--out", metavar="DIR", help="write each disagreement here as a .case file")
+    p.add_argument("--prog-type", action="append", choices=("socket_filter", "sched_cls", "xdp"),
+                   help="only this program type (repeatable; default all three)")
+    p.add_argument("--bias-subprog-stack", action="store_true",
+                   help="every program calls a subprogram that adds a scalar to its frame pointer")
+    p.set_defaults(handler=cmd_fuzz_verifier)
     return parser
 
 
@@ -227,6 +238,15 @@ def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
     from .conformance import conformance_command
 
     return conformance_command(args.paths, args.engine, out)
+
+
+def cmd_fuzz_verifier(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from .conformance.verifier_fuzz import fuzz_verifier_command
+    except ImportError as exc:  # hypothesis is in the fuzz (and test) extra
+        raise UserInputError(f"fuzz-verifier needs {exc.name or 'hypothesis'}: pip install 'ebpfvm[fuzz]'") from None
+    return fuzz_verifier_command(args.count, args.seed, args.out, tuple(args.prog_type or ()) or None,
+                                 args.bias_subprog_stack, out)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

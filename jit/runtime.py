@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ebpfvm.errors import BudgetExhausted, CallDepthExceeded, MemoryFault, ProgramFault, UnknownHelper
+from ebpfvm.errors import BudgetExhausted, CallDepthExceeded, ProgramFault, UnknownHelper
 from ebpfvm.helpers.defaults import shared_default_registry
 from ebpfvm.helpers.env import HelperEnv
 from ebpfvm.helpers.registry import HelperRegistry
