@@ -129,7 +129,31 @@ mov %r0, %r9
 exit
 """
 
+# Three joins the kernel prunes: ``9: safe`` mid-path, ``from 7 to 9: safe``
+# right after a pop, and the ``; R..`` state of the instruction before a
+# pruned one left out.  No branch outcome is known, so no mark_precise lines.
+PRUNED_JOINS = """
+ldxw %r2, [%r1+0]
+ldxw %r3, [%r1+4]
+mov %r0, 0
+mov %r4, 1
+mov %r5, 2
+jgt %r2, 5, +1
+mov %r4, 3
+jgt %r3, 7, +1
+mov %r5, 4
+mov %r6, 0
+mov %r7, 0
+ldxw %r8, [%r1+8]
+jgt %r8, 9, +1
+mov %r6, 1
+mov %r0, 0
+exit
+"""
+
 CASES = [
+    ("pruned-joins-l2", PRUNED_JOINS, "socket_filter", 2, ()),
+    ("pruned-joins-l1", PRUNED_JOINS, "socket_filter", 1, ()),
     # (id, source, prog type, level, normalisations)
     ("unreachable-l1", UNREACHABLE, "socket_filter", 1, ()),
     ("unreachable-l2", UNREACHABLE, "socket_filter", 2, ()),

@@ -319,6 +319,8 @@ def explore(env: Env, log=None) -> Outcome:
                 if seen is LOOP:
                     return Outcome(Reject(M.INFINITE_LOOP, insn=pc), pc, stats, state)
                 if seen is PRUNED:
+                    if log is not None:
+                        log.pruned(pc)
                     old, visited.pruned_by = visited.pruned_by, None
                     if old is None:  # covered by an unfinished checkpoint: its marks may yet grow
                         mark_everything(cp)

@@ -21,12 +21,14 @@ Built only when ``log_level >= 1``: :func:`verifier.explore.explore` calls a
   log to the branch instruction and continues it with `` B: <state>``);
 * the ``Live regs before insn:`` table (level 2, ``verifier.liveness``);
 * the error line, ``verification time N usec``, ``stack depth N`` and the
-  statistics line.
+  statistics line;
+* ``safe`` pruning notes at level 2 (``N: safe``, ``from A to B: safe``), and
+  the instruction state left out before a pruned instruction.
 
 Not reproduced: ``mark_precise`` backtracking lines, stack-liveness debug
-lines (``(0) frame 0 insn 3 +written -8``), ``safe`` pruning notes, global
-functions (``Func#3 ('clamp') is global and assumed valid.``), and the
-alignment of a state printed on a line of its own after such lines.
+lines (``(0) frame 0 insn 3 +written -8``), global functions
+(``Func#3 ('clamp') is global and assumed valid.``), and the alignment of a
+state printed on a line of its own after such lines.
 """
 
 from __future__ import annotations
@@ -220,11 +222,37 @@ class LogBuilder:
         self._linfo_starts = [li.insn for li in self._linfo]
         self._prev_linfo = None
         self._entered = False  # a bpf-to-bpf call just entered its callee
+        # Level 2 writes the ``; R..`` state of an instruction and the ``from A
+        # to B:`` state of a popped branch only when the next instruction is
+        # processed, so a pruned one shows neither (the kernel checks for a
+        # prune first): (line index, text) and (header, state lines) wait here.
+        self._annotation: tuple[int, str] | None = None
+        self._header: tuple[str, str] | None = None
 
     def text(self) -> str:
         return "".join(self.buf)
 
+    def _flush(self) -> None:
+        if self._annotation is not None:
+            index, text = self._annotation
+            self.buf[index] = text
+            self._annotation = None
+        if self._header is not None:
+            self.buf.append(self._header[1])
+            self._header = None
+
+    def pruned(self, pc: int) -> None:
+        """``is_state_visited`` found ``pc`` covered: ``from A to B: safe``
+        right after a pop, ``B: safe`` mid-path (level 2; level 1 rewinds
+        finished paths anyway)."""
+        if self.level < 2:
+            return
+        self._annotation = None
+        header, self._header = self._header, None
+        self.buf.append(f"\n{header[0]}: safe\n" if header is not None else f"{pc}: safe\n")
+
     def insn(self, pc: int, state: State) -> None:
+        self._flush()
         if not self.started:
             self.buf.append(f"0: {format_state(state, self.maps)}\n")
             self.started = True
@@ -270,7 +298,7 @@ class LogBuilder:
             self.buf.append(f"returning from callee:\n {format_state(state, self.maps, frame=old_frame)}\n"
                             f"to caller at {ret}:\n {caller}\n")
             if self.level >= 2:
-                self.buf.append(f"\nfrom {pc} to {ret}: {caller}\n")
+                self._header = (f"from {pc} to {ret}", f"\nfrom {pc} to {ret}: {caller}\n")
             return
         reads, writes = _used_regs(insn)
         regs = {i for i in reads | writes | {insn.dst}
@@ -287,12 +315,16 @@ class LogBuilder:
         text = format_state(state, self.maps, regs=regs, slots=slots)
         if not text and insn.opcode != 0x85:
             return  # nothing scratched; a helper call always scratches r0-r5, even all uninitialised
-        line = self.buf.pop()[:-1]
+        line = self.buf[-1][:-1]
         # ``vlog_alignment``: the ';' two columns before a multiple of 8 (at
         # least column 38) with at least three spaces before it
         width = -(-max(len(line) + 5, BPF_LOG_MIN_ALIGNMENT) // BPF_LOG_ALIGNMENT) * BPF_LOG_ALIGNMENT \
             - 2 - len(line)
-        self.buf.append(line + " " * width + ";" + (" " + text if text else "") + "\n")
+        annotated = line + " " * width + ";" + (" " + text if text else "") + "\n"
+        if self.level >= 2:
+            self._annotation = (len(self.buf) - 1, annotated)
+        else:
+            self.buf[-1] = annotated
 
     def pushed(self, branch_pc: int, state: State) -> None:
         self.marks[id(state)] = (branch_pc, len(self.buf))
@@ -306,7 +338,8 @@ class LogBuilder:
         branch_pc, pos = mark
         full = format_state(state, self.maps)
         if self.level >= 2:
-            self.buf.append(f"\nfrom {branch_pc} to {pc}: {full}\n{pc}: {full}\n")
+            self._flush()
+            self._header = (f"from {branch_pc} to {pc}", f"\nfrom {branch_pc} to {pc}: {full}\n{pc}: {full}\n")
         else:
             del self.buf[pos:]
             self.buf.pop()
@@ -326,6 +359,7 @@ class LogBuilder:
         return error_text
 
     def finish(self, error_text: str | None, time_us: int, stack_depths: list[int], stats) -> str:
+        self._flush()
         head = ""
         if self.level >= 2:
             head = live_regs_table(self.program)
