@@ -12,6 +12,7 @@ from ebpfvm.asm import assemble
 from ebpfvm.program import Program
 from verifier.liveness import format_mask, live_regs_before, use_def
 from verifier.log import live_regs_table
+from test_verifier_log import NESTED_THIRD_PATH
 
 
 def masks(source: str, helper_args=None) -> list[str]:
@@ -105,19 +106,7 @@ def test_lddw_second_slot_is_not_an_instruction():
 # --- against the live kernel --------------------------------------------------------
 
 KERNEL_PROGRAMS = {
-    "branches": """
-        mov %r0, 1
-        ldxw %r3, [%r1+0]
-        ldxw %r4, [%r1+4]
-        jgt %r3, 5, +3
-        jgt %r4, 7, +1
-        exit
-        exit
-        jgt %r4, 9, +1
-        exit
-        mov %r0, %r9
-        exit
-    """,
+    "branches": NESTED_THIRD_PATH,
     "helper-and-atomics": """
         mov %r6, %r1
         mov %r7, 0
