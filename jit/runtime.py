@@ -79,6 +79,15 @@ _RUN_MANY_PROTO = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_vo
 _RUNS: dict[int, "_Run"] = {}
 
 
+def _callback_failed(ctx: int, run, exc: BaseException) -> int:
+    """A Python exception inside a ctypes callback: keep it on the run (the
+    side channel) and make the native code fault out with FAULT_HELPER."""
+    if run is not None:
+        run.exception = exc
+    ctypes.cast(ctx, ctypes.POINTER(mm.Ctx)).contents.fault_kind = mm.FAULT_HELPER
+    return 0
+
+
 def _helper_trampoline(ctx: int, pc: int, depth: int, helper_id: int,
                        r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     run = _RUNS.get(ctx)
@@ -90,10 +99,7 @@ def _helper_trampoline(ctx: int, pc: int, depth: int, helper_id: int,
         ctypes.cast(ctx, ctypes.POINTER(mm.Ctx)).contents.fault_kind = mm.FAULT_TAIL
         return taken.r0 & MASK64
     except BaseException as exc:  # noqa: BLE001 - nothing may escape into native code
-        if run is not None:
-            run.exception = exc
-        ctypes.cast(ctx, ctypes.POINTER(mm.Ctx)).contents.fault_kind = mm.FAULT_HELPER
-        return 0
+        return _callback_failed(ctx, run, exc)
 
 
 _TRAMPOLINE = _HELPER_PROTO(_helper_trampoline)  # kept alive for the life of the process
@@ -112,10 +118,7 @@ def _memory_trampoline(ctx: int, pc: int, depth: int, address: int, op: int, val
             raise RuntimeError("JIT memory callback without a run in progress")
         return run.slow_access(pc, depth, address, op, value, expected)
     except BaseException as exc:  # noqa: BLE001 - nothing may escape into native code
-        if run is not None:
-            run.exception = exc
-        ctypes.cast(ctx, ctypes.POINTER(mm.Ctx)).contents.fault_kind = mm.FAULT_HELPER
-        return 0
+        return _callback_failed(ctx, run, exc)
 
 
 _MEMORY_TRAMPOLINE = _MEMORY_PROTO(_memory_trampoline)  # kept alive for the life of the process
