@@ -34,6 +34,7 @@ and a select.
 from __future__ import annotations
 
 import ctypes
+from typing import Callable
 
 from llvmlite import ir
 
@@ -133,23 +134,37 @@ class Regions:
         return builder.gep(self.stack, [builder.mul(depth, I64(STACK_SIZE))], source_etype=I8)
 
 
-def translate(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, address: ir.Value,
-              size: int, checked: bool) -> tuple[ir.Value, ir.Value | None]:
-    """``(host pointer, ok)`` for an access of ``size`` bytes at fake ``address``;
-    ``ok`` is None in trusted mode."""
+def _stack_address(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, address: ir.Value,
+                   size: int) -> tuple[ir.Value, ir.Value, Callable[[], ir.Value]]:
+    """``(in_stack, host pointer into the frames, ok())`` for fake ``address``:
+    frame k lives at ``STACK_LOW + (MAX_FRAMES - 1 - k) * STACK_STRIDE``;
+    ``ok()`` emits the bounds check (the access fits the frame and the frame
+    is live) only when a caller wants it, so trusted code carries none."""
     u = builder.sub(address, I64(STACK_LOW))
     in_stack = builder.icmp_unsigned("<", u, I64(MAX_FRAMES * STACK_STRIDE))
     k = builder.sub(I64(MAX_FRAMES - 1), builder.lshr(u, I64(16)))
     w = builder.and_(u, I64(STACK_STRIDE - 1))
     frame_off = builder.add(builder.shl(builder.and_(k, I64(MAX_FRAMES - 1)), I64(9)), w)
     stack_ptr = builder.gep(regions.stack, [frame_off], source_etype=I8)
+
+    def ok() -> ir.Value:
+        return builder.and_(builder.icmp_unsigned("<=", w, I64(STACK_SIZE - size)),
+                            builder.icmp_unsigned("<=", k, depth))
+
+    return in_stack, stack_ptr, ok
+
+
+def translate(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, address: ir.Value,
+              size: int, checked: bool) -> tuple[ir.Value, ir.Value | None]:
+    """``(host pointer, ok)`` for an access of ``size`` bytes at fake ``address``;
+    ``ok`` is None in trusted mode."""
+    in_stack, stack_ptr, frame_ok = _stack_address(builder, regions, depth, address, size)
     m = builder.sub(address, I64(MEM_BASE))
     mem_ptr = builder.gep(regions.mem, [m], source_etype=I8)
     host = builder.select(in_stack, stack_ptr, mem_ptr)
     if not checked:
         return host, None
-    ok_stack = builder.and_(builder.icmp_unsigned("<=", w, I64(STACK_SIZE - size)),
-                            builder.icmp_unsigned("<=", k, depth))
+    ok_stack = frame_ok()
     ok_mem = builder.and_(builder.icmp_unsigned(">=", regions.mem_len, I64(size)),
                           builder.icmp_unsigned("<=", m, builder.sub(regions.mem_len, I64(size))))
     return host, builder.select(in_stack, ok_stack, ok_mem)
@@ -167,14 +182,8 @@ def translate_runtime(builder: ir.IRBuilder, ctx: ir.Value, regions: Regions, de
     from ebpfvm.maps.base import VALUES_OFFSET
     from ebpfvm.memory import MAP_VALUE_BASE, MAP_WINDOW
 
-    u = builder.sub(address, I64(STACK_LOW))
-    in_stack = builder.icmp_unsigned("<", u, I64(MAX_FRAMES * STACK_STRIDE))
-    k = builder.sub(I64(MAX_FRAMES - 1), builder.lshr(u, I64(16)))
-    w = builder.and_(u, I64(STACK_STRIDE - 1))
-    frame_off = builder.add(builder.shl(builder.and_(k, I64(MAX_FRAMES - 1)), I64(9)), w)
-    stack_ptr = builder.gep(regions.stack, [frame_off], source_etype=I8)
-    ok_stack = builder.and_(builder.icmp_unsigned("<=", w, I64(STACK_SIZE - size)),
-                            builder.icmp_unsigned("<=", k, depth))
+    in_stack, stack_ptr, frame_ok = _stack_address(builder, regions, depth, address, size)
+    ok_stack = frame_ok()
     mem = load_field(builder, ctx, F_MEM, PTR)
     mem_len = load_field(builder, ctx, F_MEM_LEN)
     m = builder.sub(address, load_field(builder, ctx, F_MEM_BASE))
