@@ -11,14 +11,16 @@ Real programs (maps, helpers, contexts, packets) run through the runtime:
 jit`` (``runtime_glue``: lddw map pseudo sources resolved at compile time to
 the interpreter's numbers, map values/packet/stack reached natively, context
 fields and faults through a callback into the run's ``MemoryMap``, array
-lookups inlined; tail calls, bpf_loop, for_each and tracing fall back to the
-interpreter with ``Runtime.fallback_reason``).
+lookups inlined, tail calls and bpf_loop / for_each callbacks native; callx
+and instruction tracing fall back to the interpreter with
+``Runtime.fallback_reason``).
 
 Modules: ``cfg`` (blocks, subprogram entries), ``lowering`` (one method per
-operation, dispatched by instruction kind), ``memory`` (fake address ->
-host memory, bounds checks, the run context), ``engine`` (target machine,
-pass pipeline, MCJIT, cache), ``runtime`` (``JitProgram``, helper callback,
-faults).
+operation, dispatched by opcode), ``irtext`` (the ``IRBuilder`` interface
+writing function bodies straight to llvmlite.ir's text), ``memory`` (fake
+address -> host memory, bounds checks, the run context), ``engine`` (target
+machine, pass pipeline, MCJIT, cache), ``runtime`` (``JitProgram``, helper
+callback, faults), ``runtime_glue`` (what ``Runtime`` runs on the JIT).
 """
 
 from .runtime import MODES, JitProgram, JitResult, compile, run

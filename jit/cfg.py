@@ -48,7 +48,7 @@ _LDDW = frozenset(opcode for opcode, kind in _KIND.items() if kind is Kind.LDDW)
 _JUMPS = frozenset(opcode for opcode, kind in _KIND.items() if kind in (Kind.JA, Kind.JUMP))
 
 
-def _heads(program: Program) -> list[int]:
+def instruction_heads(program: Program) -> list[int]:
     """Slots that start an instruction (every slot but lddw tails)."""
     tails = lddw_tails(program.instructions)
     return [pc for pc in range(len(program)) if pc not in tails] if tails else list(range(len(program)))
@@ -57,7 +57,7 @@ def _heads(program: Program) -> list[int]:
 def call_targets(program: Program, heads: list[int] | None = None) -> list[int]:
     """Subprogram entries: local call targets and callbacks."""
     insns = program.instructions
-    targets = {slot_target(insns[pc], pc) for pc in (_heads(program) if heads is None else heads)
+    targets = {slot_target(insns[pc], pc) for pc in (instruction_heads(program) if heads is None else heads)
                if insns[pc].opcode in _CALLS and insns[pc].src == CallKind.LOCAL}
     return sorted(targets | set(callback_targets(program, heads)))
 
@@ -67,7 +67,7 @@ def callback_targets(program: Program, heads: list[int] | None = None) -> list[i
     callbacks of bpf_loop / bpf_for_each_map_elem."""
     insns = program.instructions
     targets = set()
-    for pc in _heads(program) if heads is None else heads:
+    for pc in instruction_heads(program) if heads is None else heads:
         insn = insns[pc]
         if insn.opcode in _LDDW and insn.src == LddwSource.FUNC:
             target = slot_target(insn, pc)
@@ -76,10 +76,11 @@ def callback_targets(program: Program, heads: list[int] | None = None) -> list[i
     return sorted(targets)
 
 
-def build_blocks(program: Program) -> dict[int, Block]:
+def build_blocks(program: Program, heads: list[int] | None = None) -> dict[int, Block]:
     n = len(program)
     insns = program.instructions
-    heads = _heads(program)
+    if heads is None:
+        heads = instruction_heads(program)
     leaders = {0, *call_targets(program, heads)}
     for pc in heads:
         insn = insns[pc]

@@ -40,11 +40,14 @@ produced (what LLVM's compile time grows with) and whether the program loops
   full pipeline would take seconds; their loops still get decent code).
 - ``none`` (``opt_level=0``): no passes, code generation at O0.
 
-Cache: compiled code is cached in memory by (program bytes, mode, opt level,
-helper-table fingerprint) -> ``Compiled`` (function addresses plus the IR;
-the optimised IR and the assembly are rebuilt on first use), so conformance
-runs and property tests that meet the same program twice compile once; and,
-opt-in (``EBPFVM_JIT_CACHE``), object code on disk across processes.
+Cache: compiled code is cached in memory by a key that stands for every
+input of the lowering (``lowering.lowering_inputs``: program bytes, mode,
+opt level, the resolved lddw pseudo values, the helpers and maps the code
+depends on) -> ``Compiled`` (function addresses, the IR, what the lowering
+reported; the optimised IR and the assembly are rebuilt on first use), so
+conformance runs and property tests that meet the same program twice lower
+and compile it once; and, opt-in (``EBPFVM_JIT_CACHE``), object code on disk
+across processes, keyed by the IR text.
 """
 
 from __future__ import annotations
@@ -151,6 +154,9 @@ class Compiled:
     tier: Tier
     opt_level: int
     from_disk: bool = False  # the object code came from the on-disk cache
+    # What the front end learnt while lowering and needs again on a cache hit
+    # (``runtime.Lowered``), so a hit skips the lowering as well.
+    lowered: object = None
     _optimized: str | None = field(default=None, repr=False)
     _asm_text: str | None = field(default=None, repr=False)
 
@@ -270,10 +276,18 @@ def _write_object(path: Path, obj: bytes) -> None:
         pass
 
 
-def compile_ir(key: str, ir_text: str, names: list[str], opt_level: int, light: bool = False) -> Compiled:
+def cached(key: str) -> Compiled | None:
+    """The code compiled earlier under ``key``, if any."""
+    with _lock:
+        return _cache.get(key)
+
+
+def compile_ir(key: str, ir_text: str, names: list[str], opt_level: int, light: bool = False,
+               lowered: object = None) -> Compiled:
     """Optimise and compile ``ir_text``; the addresses of the functions ``names``.
     The tier follows from the module (size, loops), ``opt_level`` and ``light``
-    (``choose_tier``)."""
+    (``choose_tier``). ``key`` must stand for everything ``ir_text`` depends
+    on; ``lowered`` is kept with the code."""
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -293,7 +307,7 @@ def compile_ir(key: str, ir_text: str, names: list[str], opt_level: int, light: 
         ee.add_object_file(llvm.ObjectFileRef.from_data(obj))
         ee.finalize_object()
         addresses = {name: ee.get_function_address(name) for name in names}
-        compiled = Compiled(addresses, ir_text, time.perf_counter() - started, tier, opt_level, from_disk)
+        compiled = Compiled(addresses, ir_text, time.perf_counter() - started, tier, opt_level, from_disk, lowered)
         _cache[key] = compiled
         return compiled
 

@@ -1,11 +1,17 @@
 """eBPF -> LLVM IR: one LLVM function per subprogram, one small method per operation.
 
+The methods speak llvmlite.ir's ``IRBuilder`` interface. By default
+(``builder="text"``) the builder is ``irtext.TextBuilder``, which writes each
+instruction's text at once (3x less Python time than llvmlite.ir's object
+model at 1,000 instructions); ``builder="llvmlite"`` uses llvmlite.ir itself,
+the reference whose printed module the text must equal byte for byte.
+
 Registers r0-r10 (and, checked mode, the instruction budget) are SSA values
 built directly, with phis at joins (``FunctionLowering.enter``), never
-memory. ``lower_insn`` dispatches on the instruction's
-``Kind`` (``KIND_LOWERING``); ALU operations are looked up in
-``ALU64``/``ALU32`` keyed by ``(AluOp, off)`` like the interpreter's tables,
-jumps in ``CONDITIONS``.
+memory. ``lower_block`` dispatches each instruction on its opcode
+(``OPCODE_LOWERING``, the per-``Kind`` table ``KIND_LOWERING`` expanded);
+ALU operations are looked up in ``ALU64``/``ALU32`` keyed by
+``(AluOp, off)`` like the interpreter's tables, jumps in ``CONDITIONS``.
 
 Function signatures::
 
@@ -62,7 +68,8 @@ effect in the part of that block that would still have fit is not reached.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from llvmlite import ir
 
@@ -85,9 +92,10 @@ from ebpfvm.memory import STACK_SIZE, code_address, stack_frame_base
 from ebpfvm.program import Program
 
 from . import memory as mm
-from .cfg import Block, build_blocks, call_targets, callback_targets, reachable
+from .cfg import Block, build_blocks, call_targets, callback_targets, instruction_heads, reachable
 from .engine import LOOPS_METADATA
-from .memory import I1, I8, I16, I32, I64, PTR
+from .irtext import TextFunction, builder_for
+from .memory import C1, C8, C32, C64, I8, I16, I32, I64, PTR
 
 HELPER_SYMBOL = "ebpfvm_jit_helper"
 MEMORY_SYMBOL = "ebpfvm_jit_memory"
@@ -107,6 +115,9 @@ _BITS = {8: I8, 16: I16, 32: I32, 64: I64}
 _SIGNED = SIGNED_DIVISION_OFFSET
 
 
+BUILDERS = {"text": TextFunction, "llvmlite": ir.Function}
+
+
 def sub_name(entry: int) -> str:
     return f"bpf_sub_{entry}"
 
@@ -116,26 +127,35 @@ class ModuleLowering:
 
     def __init__(self, program: Program, *, checked: bool, helpers: HelperRegistry,
                  resolve_pseudo: Callable | None = None, runtime: bool = False,
-                 maps_by_handle: dict | None = None) -> None:
+                 maps_by_handle: dict | None = None, builder: str = "text") -> None:
+        if builder not in BUILDERS:
+            raise ValueError(f"unknown IR builder {builder!r} (one of {', '.join(BUILDERS)})")
+        # Functions with bodies: TextFunction (bodies written as text by
+        # irtext.TextBuilder) or llvmlite.ir's own Function and IRBuilder, the
+        # reference the text is checked against.
+        self.function_class = BUILDERS[builder]
         self.program = program
+        self.insns = program.instructions
         self.maps_by_handle = maps_by_handle or {}
-        self.r10_pristine = not any(_writes_r10(insn) for insn in program)
+        heads = instruction_heads(program)
+        self.frame_use = frame_use(program, heads)
+        self.r10_pristine = self.frame_use.r10_pristine
         # Trusted mode: when r10 only ever serves as the base of in-frame
         # ``r10 + const`` accesses, nothing but those accesses can reach a frame
         # (a verifier-accepted program cannot forge a stack pointer), so a
         # function needs only the bytes it accesses zeroed, not all 512.
-        self.frame_private = (not checked and self.r10_pristine
-                              and not any(_r10_escapes(program, pc) for pc in range(len(program))))
+        self.frame_private = not checked and self.frame_use.private
         self.inlined_lookups = 0
         self.checked = checked
         self.helpers = helpers
         self.resolve_pseudo = resolve_pseudo
         self.runtime = runtime
-        self.blocks = build_blocks(program)
+        self.blocks = build_blocks(program, heads)
         self.module = ir.Module(name="ebpf")
         # Loops (a jump back, or callbacks bpf_loop / for_each run repeatedly) keep
         # the full optimisation pipeline at any size the engine allows.
-        if callback_targets(program) or any(succ <= start for start, block in self.blocks.items()
+        callbacks = set(callback_targets(program, heads))
+        if callbacks or any(succ <= start for start, block in self.blocks.items()
                                             for succ in block.successors):
             self.module.add_named_metadata(LOOPS_METADATA)
         helper_ty = ir.FunctionType(I64, [PTR, I64, I64, I64] + [I64] * 5)
@@ -148,29 +168,28 @@ class ModuleLowering:
         self.uses_helpers = False
         sub_ty = ir.FunctionType(I64, [PTR, I64] + [I64] * 10)
         self.subs: dict[int, ir.Function] = {}
-        callbacks = set(callback_targets(program)) if runtime else set()
         # Functions the runtime calls by address: callbacks (and the tail entry).
         self.exported: list[str] = []
-        for entry in call_targets(program):
-            fn = ir.Function(self.module, sub_ty, sub_name(entry))
-            if entry in callbacks:
+        for entry in call_targets(program, heads):
+            fn = self.function_class(self.module, sub_ty, sub_name(entry))
+            if runtime and entry in callbacks:
                 self.exported.append(fn.name)
             else:
                 fn.linkage = "internal"
             self.subs[entry] = fn
-        self.main = ir.Function(self.module, ir.FunctionType(I64, [PTR, I64, I64]), MAIN)
+        self.main = self.function_class(self.module, ir.FunctionType(I64, [PTR, I64, I64]), MAIN)
         self.tail_entry = None
         if runtime:
-            self.tail_entry = ir.Function(self.module, sub_ty, TAIL_ENTRY)
+            self.tail_entry = self.function_class(self.module, sub_ty, TAIL_ENTRY)
             self.exported.append(TAIL_ENTRY)
 
     def lower(self) -> ir.Module:
         if self.tail_entry is not None:
             # bpf_main(ctx, r1, r2) = bpf_tail_entry(ctx, depth 0, r0 = 0, r1, r2, 0...)
             FunctionLowering(self, self.tail_entry, 0, is_main=False).lower()
-            b = ir.IRBuilder(self.main.append_basic_block("entry"))
+            b = builder_for(self.main.append_basic_block("entry"))
             ctx, r1, r2 = self.main.args
-            b.ret(b.call(self.tail_entry, [ctx, I64(0), I64(0), r1, r2] + [I64(0)] * 7))
+            b.ret(b.call(self.tail_entry, [ctx, C64(0), C64(0), r1, r2] + [C64(0)] * 7))
         else:
             FunctionLowering(self, self.main, 0, is_main=True).lower()
         for entry, fn in self.subs.items():
@@ -179,19 +198,19 @@ class ModuleLowering:
         return self.module
 
     def _run_many(self) -> None:
-        fn = ir.Function(self.module, ir.FunctionType(I64, [PTR, PTR, I64, I64, PTR, I64, I64]), RUN_MANY)
+        fn = self.function_class(self.module, ir.FunctionType(I64, [PTR, PTR, I64, I64, PTR, I64, I64]), RUN_MANY)
         ctx, rows, n, size, out, budget, stride = fn.args
         entry = fn.append_basic_block("entry")
         head = fn.append_basic_block("head")
         body = fn.append_basic_block("body")
         store = fn.append_basic_block("store")
         done = fn.append_basic_block("done")
-        b = ir.IRBuilder(entry)
-        r1 = b.select(b.icmp_unsigned("!=", size, I64(0)), I64(mm.MEM_BASE), I64(0))
+        b = builder_for(entry)
+        r1 = b.select(b.icmp_unsigned("!=", size, C64(0)), C64(mm.MEM_BASE), C64(0))
         b.branch(head)
         b.position_at_end(head)
         i = b.phi(I64, "i")
-        i.add_incoming(I64(0), entry)
+        i.add_incoming(C64(0), entry)
         b.cbranch(b.icmp_unsigned("<", i, n), body, done)
         b.position_at_end(body)
         mm.store_field(b, ctx, mm.F_MEM, b.gep(rows, [b.mul(i, stride)], source_etype=I8))
@@ -199,10 +218,10 @@ class ModuleLowering:
         mm.store_field(b, ctx, mm.F_BUDGET, budget)
         r0 = b.call(self.main, [ctx, r1, size])
         kind = mm.load_field(b, ctx, mm.F_KIND)
-        b.cbranch(b.icmp_unsigned("!=", kind, I64(0)), done, store)
+        b.cbranch(b.icmp_unsigned("!=", kind, C64(0)), done, store)
         b.position_at_end(store)
         b.store(r0, b.gep(out, [i], source_etype=I64))
-        nxt = b.add(i, I64(1))
+        nxt = b.add(i, C64(1))
         i.add_incoming(nxt, store)
         b.branch(head)
         b.position_at_end(done)
@@ -222,9 +241,9 @@ class FunctionLowering:
         self.fn = fn
         self.entry = entry
         self.is_main = is_main
-        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.b = builder_for(fn.append_basic_block("entry"))
         self.ctx = fn.args[0]
-        self.depth: ir.Value = I64(0) if is_main else fn.args[1]
+        self.depth: ir.Value = C64(0) if is_main else fn.args[1]
         self.llvm_blocks: dict[int, ir.Block] = {}
         self.pc = 0
         self.block: Block | None = None
@@ -273,6 +292,9 @@ class FunctionLowering:
         edges = self.edges.pop(leader, [])
         if len(edges) == self.preds.get(leader, 0) and edges:
             first = edges[0][1]
+            if len(edges) == 1:  # one way in: its registers as they are
+                self.values = dict(first)
+                return
             self.values = {}
             for key in self.keys:
                 value = first[key]
@@ -296,17 +318,17 @@ class FunctionLowering:
         leaders = reachable(self.owner.blocks, self.entry, n)
         lo, hi = 0, STACK_SIZE
         if self.owner.frame_private:
-            lo, hi = _frame_range(self.program, [pc for leader in leaders for pc in self.owner.blocks[leader].slots])
+            lo, hi = self.owner.frame_use.frame_range(pc for leader in leaders for pc in self.owner.blocks[leader].slots)
         if hi > lo:
-            start = b.gep(frame, [I64(lo)], source_etype=I8) if lo else frame
-            b.call(self.owner.memset, [start, I8(0), I64(hi - lo), I1(0)])
+            start = b.gep(frame, [C64(lo)], source_etype=I8) if lo else frame
+            b.call(self.owner.memset, [start, C8(0), C64(hi - lo), C1(0)])
         args = self.fn.args
         if self.is_main:
-            initial = [I64(0), args[1], args[2]] + [I64(0)] * 7
+            initial = [C64(0), args[1], args[2]] + [C64(0)] * 7
         else:
             initial = list(args[2:12])
         self.values = dict(enumerate(initial))
-        self.values[10] = b.add(I64(stack_frame_base(0) + STACK_SIZE), b.mul(self.depth, I64(-0x1_0000)))
+        self.values[10] = b.add(C64(stack_frame_base(0) + STACK_SIZE), b.mul(self.depth, C64(-0x1_0000)))
         if self.checked:
             self.values[BUDGET] = mm.load_field(b, self.ctx, mm.F_BUDGET)
         self.mem_in: dict[int, frozenset[int]] = {}
@@ -349,8 +371,8 @@ class FunctionLowering:
                 for index, phi in zip(fields, phis):
                     mm.store_field(self.b, self.ctx, index, phi)
                 mm.store_field(self.b, self.ctx, mm.F_DEPTH, self.depth)
-                mm.store_field(self.b, self.ctx, mm.F_KIND, I64(kind))
-                self.b.ret(I64(0))
+                mm.store_field(self.b, self.ctx, mm.F_KIND, C64(kind))
+                self.b.ret(C64(0))
             found = self.shared[kind] = (block, phis)
         return found
 
@@ -374,28 +396,24 @@ class FunctionLowering:
         self.out = None
         if self.checked:
             left = self.values[BUDGET]
-            after = b.sub(left, I64(block.length))
-            self.branch_to_exit(b.icmp_signed("<", after, I64(0)), mm.FAULT_BUDGET, (mm.F_PC, mm.F_EXTRA),
-                                [I64(block.start), left])
+            after = b.sub(left, C64(block.length))
+            self.branch_to_exit(b.icmp_signed("<", after, C64(0)), mm.FAULT_BUDGET, (mm.F_PC, mm.F_EXTRA),
+                                [C64(block.start), left])
             self.values[BUDGET] = after
         self.r1_map = None  # the map whose handle r1 holds (lddw map_fd r1 earlier in this block)
         self.mem_regs = self.mem_in.get(block.start, frozenset())
         self.stack_regs = self.stack_in.get(block.start, frozenset())
+        insns, runtime = self.owner.insns, self.owner.runtime
         for index, pc in enumerate(block.slots):
             self.pc, self.index = pc, index
-            insn = self.program[pc]
-            kind = FORMS[insn.opcode].kind
-            KIND_LOWERING[kind](self, insn)
+            insn = insns[pc]
+            OPCODE_LOWERING[insn.opcode](self, insn)
             if self.mem_in:
                 self.mem_regs = mem_transfer(insn, self.mem_regs)
             if self.stack_in:
                 self.stack_regs = mem_transfer(insn, self.stack_regs)
-            if kind is Kind.LDDW and insn.dst == 1 and insn.src in (LddwSource.MAP_FD, LddwSource.MAP_IDX):
-                handle = self._resolve(insn, self.program[pc + 1])
-                found = self.owner.maps_by_handle.get(handle)
-                self.r1_map = (handle, found) if found is not None else None
-            elif insn.dst == 1 or kind in (Kind.CALL, Kind.CALLX, Kind.ATOMIC, Kind.LDDW):
-                self.r1_map = None
+            if runtime:
+                self.track_r1_map(insn)
         if not b.block.is_terminated:
             self.flush()
             b.branch(self.target(block.successors[0]))
@@ -404,6 +422,17 @@ class FunctionLowering:
             for succ in block.successors:
                 if succ < len(self.program):
                     self.add_edge(succ, source, values)
+
+    def track_r1_map(self, insn: Instruction) -> None:
+        """Which map's handle r1 holds after ``insn`` (runtime mode: array
+        lookups on it are inlined), when an lddw of this block put it there."""
+        kind = FORMS[insn.opcode].kind
+        if kind is Kind.LDDW and insn.dst == 1 and insn.src in (LddwSource.MAP_FD, LddwSource.MAP_IDX):
+            handle = self._resolve(insn, self.program[self.pc + 1])
+            found = self.owner.maps_by_handle.get(handle)
+            self.r1_map = (handle, found) if found is not None else None
+        elif insn.dst == 1 or kind in (Kind.CALL, Kind.CALLX, Kind.ATOMIC, Kind.LDDW):
+            self.r1_map = None
 
     # -- exits ------------------------------------------------------------------
     def store_budget(self) -> None:
@@ -419,15 +448,15 @@ class FunctionLowering:
         """Record a fault and return 0 (the builder must be in a fresh block)."""
         b = self.b
         self.store_budget()
-        mm.store_field(b, self.ctx, mm.F_PC, I64(pc))
-        mm.store_field(b, self.ctx, mm.F_EXTRA, I64(self.correction() if correction is None else correction))
+        mm.store_field(b, self.ctx, mm.F_PC, C64(pc))
+        mm.store_field(b, self.ctx, mm.F_EXTRA, C64(self.correction() if correction is None else correction))
         if address is not None:
             mm.store_field(b, self.ctx, mm.F_ADDR, address)
-        mm.store_field(b, self.ctx, mm.F_SIZE, I64(size))
-        mm.store_field(b, self.ctx, mm.F_WRITE, I64(write))
+        mm.store_field(b, self.ctx, mm.F_SIZE, C64(size))
+        mm.store_field(b, self.ctx, mm.F_WRITE, C64(write))
         mm.store_field(b, self.ctx, mm.F_DEPTH, self.depth)
-        mm.store_field(b, self.ctx, mm.F_KIND, I64(kind))
-        b.ret(I64(0))
+        mm.store_field(b, self.ctx, mm.F_KIND, C64(kind))
+        b.ret(C64(0))
 
     def fault_unless(self, ok: ir.Value, kind: int, **data) -> None:
         b = self.b
@@ -444,9 +473,9 @@ class FunctionLowering:
         kind = mm.load_field(b, self.ctx, mm.F_KIND)
         good = self.fn.append_basic_block(f"pc{self.pc}_ret")
         bad = self.fn.append_basic_block(f"pc{self.pc}_unwind")
-        b.cbranch(b.icmp_unsigned("!=", kind, I64(0)), bad, good)
+        b.cbranch(b.icmp_unsigned("!=", kind, C64(0)), bad, good)
         b.position_at_end(bad)
-        b.ret(I64(0))
+        b.ret(C64(0))
         b.position_at_end(good)
 
     def return_value(self, value: ir.Value) -> None:
@@ -458,7 +487,7 @@ class FunctionLowering:
         is64 = insn.opcode & CLASS_MASK == InsnClass.ALU64
         op = insn.opcode & OPERATION_MASK
         if insn.opcode & SOURCE_MASK == Source.K:
-            src = I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF) if is64 else I32(insn.imm & 0xFFFF_FFFF)
+            src = C64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF) if is64 else C32(insn.imm & 0xFFFF_FFFF)
         else:
             src = self.reg(insn.src)
             if not is64:
@@ -544,7 +573,7 @@ class FunctionLowering:
         is32 = insn.opcode & CLASS_MASK == InsnClass.JMP32
         a = self.reg(insn.dst)
         if insn.opcode & SOURCE_MASK == Source.K:
-            c = I32(insn.imm & 0xFFFF_FFFF) if is32 else I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF)
+            c = C32(insn.imm & 0xFFFF_FFFF) if is32 else C64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF)
         else:
             c = self.reg(insn.src)
             if is32:
@@ -571,18 +600,18 @@ class FunctionLowering:
                 blk = self.fn.append_basic_block(f"pc{self.pc}_unknown")
                 self.b.branch(blk)
                 self.b.position_at_end(blk)
-                mm.store_field(self.b, self.ctx, mm.F_ADDR, I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+                mm.store_field(self.b, self.ctx, mm.F_ADDR, C64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
                 self.fault_here(mm.FAULT_UNKNOWN_HELPER, self.pc)
                 self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
                 return
             if insn.imm == 1 and self.inline_array_lookup():
                 return
-            self.call_helper(I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+            self.call_helper(C64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
         else:
             blk = self.fn.append_basic_block(f"pc{self.pc}_kfunc")
             self.b.branch(blk)
             self.b.position_at_end(blk)
-            mm.store_field(self.b, self.ctx, mm.F_ADDR, I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+            mm.store_field(self.b, self.ctx, mm.F_ADDR, C64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
             self.fault_here(mm.FAULT_KFUNC, self.pc)
             self.b.position_at_end(self.fn.append_basic_block(f"pc{self.pc}_dead"))
 
@@ -610,12 +639,12 @@ class FunctionLowering:
         b.cbranch(ok, fast, slow)
         b.position_at_end(fast)
         index = b.zext(b.load(host, typ=I32, align=1), I64)
-        address = b.add(I64(handle + VALUES_OFFSET), b.mul(index, I64(bpf_map.element_stride)))
-        inline = b.select(b.icmp_unsigned("<", index, I64(bpf_map.max_entries)), address, I64(0))
+        address = b.add(C64(handle + VALUES_OFFSET), b.mul(index, C64(bpf_map.element_stride)))
+        inline = b.select(b.icmp_unsigned("<", index, C64(bpf_map.max_entries)), address, C64(0))
         fast_end = b.block
         b.branch(join)
         b.position_at_end(slow)
-        self.call_helper(I64(1))
+        self.call_helper(C64(1))
         helper_r0 = self.reg(0)
         slow_end = b.block
         b.branch(join)
@@ -631,8 +660,8 @@ class FunctionLowering:
 
     def call_local(self, target: int) -> None:
         b = self.b
-        deeper = b.add(self.depth, I64(1))
-        self.fault_unless(b.icmp_unsigned("<", deeper, I64(MAX_FRAMES)), mm.FAULT_CALL_DEPTH)
+        deeper = b.add(self.depth, C64(1))
+        self.fault_unless(b.icmp_unsigned("<", deeper, C64(MAX_FRAMES)), mm.FAULT_CALL_DEPTH)
         self.store_budget()
         r0 = b.call(self.owner.subs[target], [self.ctx, deeper] + [self.reg(r) for r in range(10)])
         self.propagate_fault()
@@ -644,15 +673,15 @@ class FunctionLowering:
         b = self.b
         self.owner.uses_helpers = True
         self.store_budget()
-        mm.store_field(b, self.ctx, mm.F_PC, I64(self.pc))
-        mm.store_field(b, self.ctx, mm.F_EXTRA, I64(self.correction()))
+        mm.store_field(b, self.ctx, mm.F_PC, C64(self.pc))
+        mm.store_field(b, self.ctx, mm.F_EXTRA, C64(self.correction()))
         control = (self.owner.runtime and isinstance(helper_id, ir.Constant)
                    and helper_id.constant in (TAIL_CALL, FOR_EACH_MAP_ELEM, LOOP))
         if control:  # the tail call's target / the callbacks start from the caller's registers
             for r in range(10):
-                b.store(self.reg(r), b.gep(self.ctx, [I32(0), I32(mm.F_REGS), I32(r)], inbounds=True,
+                b.store(self.reg(r), b.gep(self.ctx, [C32(0), C32(mm.F_REGS), C32(r)], inbounds=True,
                                            source_etype=mm.CTX_TYPE))
-        r0 = b.call(self.owner.helper_fn, [self.ctx, I64(self.pc), self.depth, helper_id]
+        r0 = b.call(self.owner.helper_fn, [self.ctx, C64(self.pc), self.depth, helper_id]
                     + [self.reg(r) for r in range(1, 6)])
         if control and helper_id.constant == TAIL_CALL:
             self.after_tail_call(r0)
@@ -671,13 +700,13 @@ class FunctionLowering:
         taken = self.fn.append_basic_block(f"pc{self.pc}_tail")
         bad = self.fn.append_basic_block(f"pc{self.pc}_unwind")
         switch = b.switch(kind, bad)
-        switch.add_case(I64(0), good)
-        switch.add_case(I64(mm.FAULT_TAIL), taken)
+        switch.add_case(C64(0), good)
+        switch.add_case(C64(mm.FAULT_TAIL), taken)
         b.position_at_end(taken)
-        mm.store_field(b, self.ctx, mm.F_KIND, I64(0))
+        mm.store_field(b, self.ctx, mm.F_KIND, C64(0))
         b.ret(r0)  # the budget in the context is the target's
         b.position_at_end(bad)
-        b.ret(I64(0))
+        b.ret(C64(0))
         b.position_at_end(good)
 
     # -- memory --------------------------------------------------------------------------
@@ -689,7 +718,7 @@ class FunctionLowering:
         slot = self.frame_slot(base, off, size)
         if slot is not None:
             return fast(slot)
-        address = b.add(self.reg(base), I64(off & 0xFFFF_FFFF_FFFF_FFFF))
+        address = b.add(self.reg(base), C64(off & 0xFFFF_FFFF_FFFF_FFFF))
         host, ok = mm.translate_runtime(b, self.ctx, self.regions, self.depth, address, size, write)
         fast_blk = self.fn.append_basic_block(f"pc{self.pc}_fast")
         slow_blk = self.fn.append_basic_block(f"pc{self.pc}_slow")
@@ -701,11 +730,11 @@ class FunctionLowering:
         b.branch(join)
         b.position_at_end(slow_blk)
         self.store_budget()
-        mm.store_field(b, self.ctx, mm.F_PC, I64(self.pc))
-        mm.store_field(b, self.ctx, mm.F_EXTRA, I64(self.correction()))
-        slow_value = b.call(self.owner.memory_fn, [self.ctx, I64(self.pc), self.depth, address, I64(slow_op),
-                                                   value if value is not None else I64(0),
-                                                   expected if expected is not None else I64(0)])
+        mm.store_field(b, self.ctx, mm.F_PC, C64(self.pc))
+        mm.store_field(b, self.ctx, mm.F_EXTRA, C64(self.correction()))
+        slow_value = b.call(self.owner.memory_fn, [self.ctx, C64(self.pc), self.depth, address, C64(slow_op),
+                                                   value if value is not None else C64(0),
+                                                   expected if expected is not None else C64(0)])
         self.propagate_fault()
         slow_end = b.block
         b.branch(join)
@@ -723,22 +752,22 @@ class FunctionLowering:
         w = STACK_SIZE + off
         if base != 10 or not self.owner.r10_pristine or not 0 <= w <= STACK_SIZE - size:
             return None
-        return self.b.gep(self.frame, [I64(w)], source_etype=I8)
+        return self.b.gep(self.frame, [C64(w)], source_etype=I8)
 
     def address(self, base: int, off: int, size: int, write: bool) -> ir.Value:
         b = self.b
         slot = self.frame_slot(base, off, size)
         if slot is not None:
             return slot
-        address = b.add(self.reg(base), I64(off & 0xFFFF_FFFF_FFFF_FFFF))
+        address = b.add(self.reg(base), C64(off & 0xFFFF_FFFF_FFFF_FFFF))
         if base in self.mem_regs:  # trusted, provably an input-memory pointer: no stack test
-            return b.gep(self.regions.mem, [b.sub(address, I64(mm.MEM_BASE))], source_etype=I8)
+            return b.gep(self.regions.mem, [b.sub(address, C64(mm.MEM_BASE))], source_etype=I8)
         if base in self.stack_regs:  # trusted, provably in this function's frame: a GEP from its bottom
-            return b.gep(self.frame, [b.add(b.sub(address, self.reg(10)), I64(STACK_SIZE))], source_etype=I8)
+            return b.gep(self.frame, [b.add(b.sub(address, self.reg(10)), C64(STACK_SIZE))], source_etype=I8)
         host, ok = mm.translate(b, self.regions, self.depth, address, size, self.checked)
         if ok is not None:
             self.branch_to_exit(b.not_(ok), mm.FAULT_MEMORY, (mm.F_PC, mm.F_EXTRA, mm.F_ADDR, mm.F_SIZE, mm.F_WRITE),
-                                [I64(self.pc), I64(self.correction()), address, I64(size), I64(int(write))])
+                                [C64(self.pc), C64(self.correction()), address, C64(size), C64(int(write))])
         return host
 
     def lower_load(self, insn: Instruction, signed: bool = False) -> None:
@@ -774,7 +803,7 @@ class FunctionLowering:
         self.b.store(value, host, align=1)
 
     def lower_store_imm(self, insn: Instruction) -> None:
-        self._store(insn, I64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
+        self._store(insn, C64(insn.imm & 0xFFFF_FFFF_FFFF_FFFF))
 
     def lower_store_reg(self, insn: Instruction) -> None:
         self._store(insn, self.reg(insn.src))
@@ -809,11 +838,11 @@ class FunctionLowering:
     def lower_lddw(self, insn: Instruction) -> None:
         tail = self.program[self.pc + 1]
         if insn.src == LddwSource.IMM64:
-            self.set(insn.dst, I64(lddw_value(insn, tail)))
+            self.set(insn.dst, C64(lddw_value(insn, tail)))
         elif insn.src == LddwSource.FUNC:
-            self.set(insn.dst, I64(code_address(slot_target(insn, self.pc))))
+            self.set(insn.dst, C64(code_address(slot_target(insn, self.pc))))
         elif (resolved := self._resolve(insn, tail)) is not None:
-            self.set(insn.dst, I64(resolved & 0xFFFF_FFFF_FFFF_FFFF))
+            self.set(insn.dst, C64(resolved & 0xFFFF_FFFF_FFFF_FFFF))
         else:
             blk = self.fn.append_basic_block(f"pc{self.pc}_pseudo")
             self.b.branch(blk)
@@ -830,7 +859,7 @@ class FunctionLowering:
         input memory, or return 0 from the current function when out of bounds."""
         b = self.b
         size = SIZE_BYTES[insn.opcode & SIZE_MASK]
-        offset = I32(insn.imm & 0xFFFF_FFFF)
+        offset = C32(insn.imm & 0xFFFF_FFFF)
         if FORMS[insn.opcode].kind is Kind.LD_IND:
             offset = b.add(b.trunc(self.reg(insn.src), I32), offset)
         offset = b.sext(offset, I64)
@@ -838,13 +867,13 @@ class FunctionLowering:
             mem, mem_len = mm.load_field(b, self.ctx, mm.F_MEM, PTR), mm.load_field(b, self.ctx, mm.F_MEM_LEN)
         else:
             mem, mem_len = self.regions.mem, self.regions.mem_len
-        ok = b.and_(b.icmp_signed(">=", offset, I64(0)),
-                    b.icmp_signed("<=", b.add(offset, I64(size)), mem_len))
+        ok = b.and_(b.icmp_signed(">=", offset, C64(0)),
+                    b.icmp_signed("<=", b.add(offset, C64(size)), mem_len))
         good = self.fn.append_basic_block(f"pc{self.pc}_in")
         bad = self.fn.append_basic_block(f"pc{self.pc}_out")
         b.cbranch(ok, good, bad)
         b.position_at_end(bad)
-        self.return_value(I64(0))
+        self.return_value(C64(0))
         b.position_at_end(good)
         value = b.load(b.gep(mem, [offset], source_etype=I8), typ=_TYPES[size], align=1)
         if size > 1:
@@ -880,16 +909,10 @@ KIND_LOWERING: dict[Kind, Callable[[FunctionLowering, Instruction], None]] = {
     Kind.STORE_IMM: L.lower_store_imm, Kind.STORE_REG: L.lower_store_reg, Kind.ATOMIC: L.lower_atomic,
     Kind.LDDW: L.lower_lddw, Kind.LD_ABS: L.lower_ld_packet, Kind.LD_IND: L.lower_ld_packet,
 }
-
+# The lowering method of every opcode (one lookup per instruction).
+OPCODE_LOWERING = {opcode: KIND_LOWERING[form.kind] for opcode, form in FORMS.items()}
 
 _WRITES_DST = {Kind.ALU, Kind.NEG, Kind.END, Kind.LOAD, Kind.LOAD_SX, Kind.LDDW}
-
-
-def _writes_r10(insn: Instruction) -> bool:
-    form = FORMS.get(insn.opcode)
-    if form is None:
-        return False
-    return (form.kind in _WRITES_DST and insn.dst == 10) or (form.kind is Kind.ATOMIC and insn.src == 10)
 
 
 # What an instruction does to the registers ``mem_transfer`` tracks, per opcode
@@ -970,52 +993,100 @@ def mem_pointers(program: Program, blocks: dict[int, Block], leaders: list[int],
     return state
 
 
-_MEMORY_BASE_DST = {Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC}
+def _opcodes(*kinds: Kind) -> frozenset[int]:
+    return frozenset(opcode for opcode, form in FORMS.items() if form.kind in kinds)
 
 
-def _frame_access(program: Program, pc: int) -> tuple[int, int] | None:
-    """``(offset into the frame, size)`` of an in-frame ``r10 + const`` access at ``pc``, else None."""
-    insn = program[pc]
-    form = FORMS.get(insn.opcode)
-    if form is None:
-        return None
-    base = insn.src if form.kind in (Kind.LOAD, Kind.LOAD_SX) else insn.dst if form.kind in _MEMORY_BASE_DST else None
-    if base != 10:
-        return None
-    size = SIZE_BYTES[insn.opcode & SIZE_MASK]
-    w = STACK_SIZE + insn.off
-    return (w, size) if 0 <= w <= STACK_SIZE - size else None
+_LOADS = _opcodes(Kind.LOAD, Kind.LOAD_SX)
+_STORES_IMM = _opcodes(Kind.STORE_IMM)
+_STORES_REG = _opcodes(Kind.STORE_REG, Kind.ATOMIC)  # the base is dst, src a value register
+_WRITES_DST_OPCODES = _opcodes(*_WRITES_DST)
+_ATOMICS = _opcodes(Kind.ATOMIC)
+_NO_REGISTERS = _opcodes(Kind.CALL, Kind.EXIT, Kind.JA, Kind.LDDW)
 
 
-def _r10_escapes(program: Program, pc: int) -> bool:
-    """Does slot ``pc`` use r10 other than as the base of an in-frame access?"""
-    insn = program[pc]
-    form = FORMS.get(insn.opcode)
-    if form is None or form.kind in (Kind.CALL, Kind.EXIT, Kind.JA, Kind.LDDW):
-        return False  # (an lddw tail has no form; an lddw writing r10 makes r10 not pristine)
-    if 10 not in (insn.src, insn.dst):
-        return False
-    if form.kind in (Kind.LOAD, Kind.LOAD_SX, Kind.STORE_IMM):
-        return _frame_access(program, pc) is None
-    if form.kind in (Kind.STORE_REG, Kind.ATOMIC):
-        return insn.src == 10 or _frame_access(program, pc) is None
-    return True
+@dataclass(frozen=True)
+class FrameUse:
+    """How a program uses r10, from one scan of its instructions."""
+
+    r10_pristine: bool  # no instruction writes r10
+    private: bool  # ...and r10 serves only as the base of in-frame ``r10 + const`` accesses
+    access: dict[int, tuple[int, int]]  # slot -> (offset into the frame, size) of such an access
+
+    def frame_range(self, slots: Iterable[int]) -> tuple[int, int]:
+        """The byte range of the frame that the in-frame accesses at ``slots`` touch."""
+        lo, hi = STACK_SIZE, 0
+        for pc in slots:
+            found = self.access.get(pc)
+            if found is not None:
+                lo, hi = min(lo, found[0]), max(hi, found[0] + found[1])
+        return lo, hi
 
 
-def _frame_range(program: Program, slots: list[int]) -> tuple[int, int]:
-    """The byte range of the frame that the in-frame accesses at ``slots`` touch."""
-    lo, hi = STACK_SIZE, 0
-    for pc in slots:
-        found = _frame_access(program, pc)
-        if found is not None:
-            lo, hi = min(lo, found[0]), max(hi, found[0] + found[1])
-    return lo, hi
+def frame_use(program: Program, heads: list[int]) -> FrameUse:
+    """Scan the instructions at ``heads``: writes of r10, in-frame accesses,
+    and any other use of r10 (a copy, arithmetic, a stored stack address),
+    after which the frame is no longer private to its accesses."""
+    insns = program.instructions
+    access: dict[int, tuple[int, int]] = {}
+    pristine = private = True
+    for pc in heads:
+        insn = insns[pc]
+        opcode, src, dst = insn.opcode, insn.src, insn.dst
+        if opcode not in FORMS:
+            continue
+        if (opcode in _WRITES_DST_OPCODES and dst == 10) or (opcode in _ATOMICS and src == 10):
+            pristine = False
+        base = src if opcode in _LOADS else dst if opcode in _STORES_IMM or opcode in _STORES_REG else None
+        if base == 10:
+            size = SIZE_BYTES[opcode & SIZE_MASK]
+            w = STACK_SIZE + insn.off
+            if 0 <= w <= STACK_SIZE - size:
+                access[pc] = (w, size)
+        if opcode in _NO_REGISTERS or (src != 10 and dst != 10):
+            continue
+        if opcode in _LOADS or opcode in _STORES_IMM:
+            escapes = pc not in access
+        elif opcode in _STORES_REG:
+            escapes = src == 10 or pc not in access
+        else:
+            escapes = True
+        private = private and not escapes
+    return FrameUse(pristine, private and pristine, access)
+
+
+_CALL_OPCODES = _opcodes(Kind.CALL)
+_LDDW_OPCODES = _opcodes(Kind.LDDW)
+
+
+def lowering_inputs(program: Program, helpers: HelperRegistry, resolve_pseudo: Callable | None = None,
+                    maps_by_handle: dict | None = None) -> tuple[str, ...]:
+    """What the lowering reads besides the program and the mode, as text for a
+    cache key: which called helpers exist (and whether helper 1 is the map
+    lookup the lowering may inline), the value of every pseudo lddw, and the
+    facts of the maps whose lookups it may inline."""
+    from ebpfvm.helpers.maps import map_lookup_elem
+
+    insns = program.instructions
+    parts = []
+    for pc in instruction_heads(program):
+        insn = insns[pc]
+        if insn.opcode in _CALL_OPCODES and insn.src == CallKind.HELPER:
+            helper = helpers.get(insn.imm)
+            parts.append(f"h{insn.imm}:{helper is not None}:{helper is not None and helper.fn is map_lookup_elem}")
+        elif (insn.opcode in _LDDW_OPCODES and resolve_pseudo is not None
+              and insn.src not in (LddwSource.IMM64, LddwSource.FUNC)):
+            parts.append(f"p{pc}:{resolve_pseudo(pc, insn, insns[pc + 1])}")
+    for handle, bpf_map in sorted((maps_by_handle or {}).items()):
+        parts.append(f"m{handle}:" + ":".join(str(getattr(bpf_map, name, None)) for name in
+                                             ("map_type", "percpu", "element_stride", "max_entries")))
+    return tuple(parts)
 
 
 def lower_program(program: Program, *, checked: bool, helpers: HelperRegistry,
                   resolve_pseudo: Callable | None = None, runtime: bool = False,
-                  maps_by_handle: dict | None = None) -> ModuleLowering:
+                  maps_by_handle: dict | None = None, builder: str = "text") -> ModuleLowering:
     lowering = ModuleLowering(program, checked=checked, helpers=helpers, resolve_pseudo=resolve_pseudo,
-                              runtime=runtime, maps_by_handle=maps_by_handle)
+                              runtime=runtime, maps_by_handle=maps_by_handle, builder=builder)
     lowering.lower()
     return lowering

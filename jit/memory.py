@@ -34,7 +34,7 @@ and a select.
 from __future__ import annotations
 
 import ctypes
-from typing import Callable
+from collections.abc import Callable
 
 from llvmlite import ir
 
@@ -50,6 +50,26 @@ I16 = ir.IntType(16)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
+
+
+def _constants(type_: ir.IntType) -> Callable[[int], ir.Constant]:
+    """``type_(value)``, memoised: the lowering asks for the same few constants
+    (0, 1, field indices, sizes) thousands of times, and a cached constant
+    also keeps its printed form."""
+    cache: dict[int, ir.Constant] = {}
+
+    def constant(value: int) -> ir.Constant:
+        found = cache.get(value)
+        if found is None:
+            if len(cache) >= 1 << 16:  # immediates of many programs: stay bounded
+                cache.clear()
+            found = cache[value] = ir.Constant(type_, value)
+        return found
+
+    return constant
+
+
+C1, C8, C32, C64 = _constants(I1), _constants(I8), _constants(I32), _constants(I64)
 
 
 MAX_WINDOWS = 64  # map windows whose first region native code reaches directly
@@ -110,7 +130,7 @@ FAULT_TAIL = 9
 
 
 def field_ptr(builder: ir.IRBuilder, ctx: ir.Value, index: int) -> ir.Value:
-    return builder.gep(ctx, [I32(0), I32(index)], inbounds=True, source_etype=CTX_TYPE)
+    return builder.gep(ctx, [C32(0), C32(index)], inbounds=True, source_etype=CTX_TYPE)
 
 
 def load_field(builder: ir.IRBuilder, ctx: ir.Value, index: int, typ: ir.Type = I64) -> ir.Value:
@@ -131,7 +151,7 @@ class Regions:
 
     def frame(self, builder: ir.IRBuilder, depth: ir.Value) -> ir.Value:
         """Host pointer of frame ``depth``'s 512 bytes."""
-        return builder.gep(self.stack, [builder.mul(depth, I64(STACK_SIZE))], source_etype=I8)
+        return builder.gep(self.stack, [builder.mul(depth, C64(STACK_SIZE))], source_etype=I8)
 
 
 def _stack_address(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, address: ir.Value,
@@ -140,15 +160,15 @@ def _stack_address(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, add
     frame k lives at ``STACK_LOW + (MAX_FRAMES - 1 - k) * STACK_STRIDE``;
     ``ok()`` emits the bounds check (the access fits the frame and the frame
     is live) only when a caller wants it, so trusted code carries none."""
-    u = builder.sub(address, I64(STACK_LOW))
-    in_stack = builder.icmp_unsigned("<", u, I64(MAX_FRAMES * STACK_STRIDE))
-    k = builder.sub(I64(MAX_FRAMES - 1), builder.lshr(u, I64(16)))
-    w = builder.and_(u, I64(STACK_STRIDE - 1))
-    frame_off = builder.add(builder.shl(builder.and_(k, I64(MAX_FRAMES - 1)), I64(9)), w)
+    u = builder.sub(address, C64(STACK_LOW))
+    in_stack = builder.icmp_unsigned("<", u, C64(MAX_FRAMES * STACK_STRIDE))
+    k = builder.sub(C64(MAX_FRAMES - 1), builder.lshr(u, C64(16)))
+    w = builder.and_(u, C64(STACK_STRIDE - 1))
+    frame_off = builder.add(builder.shl(builder.and_(k, C64(MAX_FRAMES - 1)), C64(9)), w)
     stack_ptr = builder.gep(regions.stack, [frame_off], source_etype=I8)
 
     def ok() -> ir.Value:
-        return builder.and_(builder.icmp_unsigned("<=", w, I64(STACK_SIZE - size)),
+        return builder.and_(builder.icmp_unsigned("<=", w, C64(STACK_SIZE - size)),
                             builder.icmp_unsigned("<=", k, depth))
 
     return in_stack, stack_ptr, ok
@@ -159,14 +179,14 @@ def translate(builder: ir.IRBuilder, regions: Regions, depth: ir.Value, address:
     """``(host pointer, ok)`` for an access of ``size`` bytes at fake ``address``;
     ``ok`` is None in trusted mode."""
     in_stack, stack_ptr, frame_ok = _stack_address(builder, regions, depth, address, size)
-    m = builder.sub(address, I64(MEM_BASE))
+    m = builder.sub(address, C64(MEM_BASE))
     mem_ptr = builder.gep(regions.mem, [m], source_etype=I8)
     host = builder.select(in_stack, stack_ptr, mem_ptr)
     if not checked:
         return host, None
     ok_stack = frame_ok()
-    ok_mem = builder.and_(builder.icmp_unsigned(">=", regions.mem_len, I64(size)),
-                          builder.icmp_unsigned("<=", m, builder.sub(regions.mem_len, I64(size))))
+    ok_mem = builder.and_(builder.icmp_unsigned(">=", regions.mem_len, C64(size)),
+                          builder.icmp_unsigned("<=", m, builder.sub(regions.mem_len, C64(size))))
     return host, builder.select(in_stack, ok_stack, ok_mem)
 
 
@@ -188,20 +208,20 @@ def translate_runtime(builder: ir.IRBuilder, ctx: ir.Value, regions: Regions, de
     mem_len = load_field(builder, ctx, F_MEM_LEN)
     m = builder.sub(address, load_field(builder, ctx, F_MEM_BASE))
     mem_ptr = builder.gep(mem, [m], source_etype=I8)
-    ok_mem = builder.and_(builder.icmp_unsigned(">=", mem_len, I64(size)),
-                          builder.icmp_unsigned("<=", m, builder.sub(mem_len, I64(size))))
-    v = builder.sub(address, I64(MAP_VALUE_BASE))
-    index = builder.lshr(v, I64(32))
+    ok_mem = builder.and_(builder.icmp_unsigned(">=", mem_len, C64(size)),
+                          builder.icmp_unsigned("<=", m, builder.sub(mem_len, C64(size))))
+    v = builder.sub(address, C64(MAP_VALUE_BASE))
+    index = builder.lshr(v, C64(32))
     in_table = builder.icmp_unsigned("<", index, load_field(builder, ctx, F_WINDOWS))
-    slot = builder.select(in_table, index, I64(0))
-    entry = [I32(0), I32(F_TABLE), slot]
-    wptr = builder.load(builder.gep(ctx, entry + [I32(0)], inbounds=True, source_etype=CTX_TYPE), typ=PTR)
-    wsize = builder.load(builder.gep(ctx, entry + [I32(2 if write else 1)], inbounds=True, source_etype=CTX_TYPE),
+    slot = builder.select(in_table, index, C64(0))
+    entry = [C32(0), C32(F_TABLE), slot]
+    wptr = builder.load(builder.gep(ctx, entry + [C32(0)], inbounds=True, source_etype=CTX_TYPE), typ=PTR)
+    wsize = builder.load(builder.gep(ctx, entry + [C32(2 if write else 1)], inbounds=True, source_etype=CTX_TYPE),
                          typ=I64)
-    o = builder.sub(builder.and_(v, I64(MAP_WINDOW - 1)), I64(VALUES_OFFSET))
+    o = builder.sub(builder.and_(v, C64(MAP_WINDOW - 1)), C64(VALUES_OFFSET))
     win_ptr = builder.gep(wptr, [o], source_etype=I8)
-    ok_win = builder.and_(in_table, builder.and_(builder.icmp_unsigned(">=", wsize, I64(size)),
-                                                 builder.icmp_unsigned("<=", o, builder.sub(wsize, I64(size)))))
+    ok_win = builder.and_(in_table, builder.and_(builder.icmp_unsigned(">=", wsize, C64(size)),
+                                                 builder.icmp_unsigned("<=", o, builder.sub(wsize, C64(size)))))
     host = builder.select(in_stack, stack_ptr, builder.select(ok_mem, mem_ptr, win_ptr))
     ok = builder.select(in_stack, ok_stack, builder.or_(ok_mem, ok_win))
     return host, ok

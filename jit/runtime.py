@@ -49,7 +49,8 @@ from ebpfvm.program import Program
 from . import engine
 from . import memory as mm
 from .lowering import (FOR_EACH_MAP_ELEM, HELPER_SYMBOL, LOOP, MAIN, MEMORY_SYMBOL, RUN_MANY, SLOW_ATOMIC,
-                       SLOW_LOAD, SLOW_STORE, TAIL_CALL, TAIL_ENTRY, lower_program, sub_name)
+                       SLOW_LOAD, SLOW_STORE, TAIL_CALL, TAIL_ENTRY, lower_program, lowering_inputs,
+                       sub_name)
 
 MASK64 = (1 << 64) - 1
 MODES = ("checked", "trusted")
@@ -268,6 +269,16 @@ class _Run:
         return old
 
 
+@dataclass(frozen=True)
+class Lowered:
+    """What the lowering of a program reports, kept with its cached code."""
+
+    blocks: dict  # leader slot -> cfg.Block (fault slots and budget corrections)
+    exported: tuple[str, ...]  # functions the runtime calls by address
+    inlined_lookups: int  # array-map lookups done natively
+    uses_helpers: bool
+
+
 class JitProgram:
     """A program compiled to native code. ``run`` and ``run_many`` execute it."""
 
@@ -283,16 +294,22 @@ class JitProgram:
         self.opt_level = opt_level
         self.helpers = helpers if helpers is not None else shared_default_registry()
         self.runtime = runtime
-        lowering = lower_program(program, checked=self.checked, helpers=self.helpers,
-                                 resolve_pseudo=resolve_pseudo, runtime=runtime, maps_by_handle=maps_by_handle)
-        self.inlined_lookups = lowering.inlined_lookups
-        self.blocks = lowering.blocks
-        self.uses_helpers = lowering.uses_helpers
-        ir_text = str(lowering.module)
-        key = engine.cache_key(program.to_bytes(), mode, opt_level, id(self.helpers), runtime, ir_text)
-        self.compiled = engine.compile_ir(key, ir_text, [MAIN, RUN_MANY, *lowering.exported], opt_level,
-                                          light=len(program) > engine.LIGHT_PIPELINE_SLOTS)
-        self.entries = {name: _ENTRY_PROTO(self.compiled.addresses[name]) for name in lowering.exported}
+        key = engine.cache_key(program.to_bytes(), mode, opt_level, runtime,
+                               *lowering_inputs(program, self.helpers, resolve_pseudo, maps_by_handle))
+        compiled = engine.cached(key)
+        if compiled is None:
+            lowering = lower_program(program, checked=self.checked, helpers=self.helpers,
+                                     resolve_pseudo=resolve_pseudo, runtime=runtime, maps_by_handle=maps_by_handle)
+            lowered = Lowered(lowering.blocks, tuple(lowering.exported), lowering.inlined_lookups,
+                              lowering.uses_helpers)
+            compiled = engine.compile_ir(key, str(lowering.module), [MAIN, RUN_MANY, *lowered.exported], opt_level,
+                                         light=len(program) > engine.LIGHT_PIPELINE_SLOTS, lowered=lowered)
+        self.compiled = compiled
+        lowered = compiled.lowered
+        self.blocks = lowered.blocks
+        self.inlined_lookups = lowered.inlined_lookups
+        self.uses_helpers = lowered.uses_helpers
+        self.entries = {name: _ENTRY_PROTO(compiled.addresses[name]) for name in lowered.exported}
         self._main = _MAIN_PROTO(self.compiled.addresses[MAIN])
         self._run_many = _RUN_MANY_PROTO(self.compiled.addresses[RUN_MANY])
         self.machine = Machine(program, self.helpers, env if env is not None else HelperEnv())
