@@ -675,15 +675,16 @@ class FunctionLowering:
         self.store_budget()
         mm.store_field(b, self.ctx, mm.F_PC, C64(self.pc))
         mm.store_field(b, self.ctx, mm.F_EXTRA, C64(self.correction()))
-        control = (self.owner.runtime and isinstance(helper_id, ir.Constant)
-                   and helper_id.constant in (TAIL_CALL, FOR_EACH_MAP_ELEM, LOOP))
+        # callx (helper id in a register) may name any helper: the control helpers too.
+        dynamic = not isinstance(helper_id, ir.Constant)
+        control = self.owner.runtime and (dynamic or helper_id.constant in (TAIL_CALL, FOR_EACH_MAP_ELEM, LOOP))
         if control:  # the tail call's target / the callbacks start from the caller's registers
             for r in range(10):
                 b.store(self.reg(r), b.gep(self.ctx, [C32(0), C32(mm.F_REGS), C32(r)], inbounds=True,
                                            source_etype=mm.CTX_TYPE))
         r0 = b.call(self.owner.helper_fn, [self.ctx, C64(self.pc), self.depth, helper_id]
                     + [self.reg(r) for r in range(1, 6)])
-        if control and helper_id.constant == TAIL_CALL:
+        if control and (dynamic or helper_id.constant == TAIL_CALL):
             self.after_tail_call(r0)
         else:
             self.propagate_fault()

@@ -15,9 +15,12 @@ stands in for ``Machine.call_function``), and bpf_tail_call runs the target
 program's ``bpf_tail_entry`` on the same context, stack and budget
 (``_Run.replace_program``), every program of the runtime compiled on first use.
 
-Falls back to the interpreter (``Runtime.fallback_reason`` says why) for
-callx, for a program that may tail-call into a program the JIT cannot run,
-and for instruction tracing.
+callx (the helper id in a register) runs natively as well, handing the
+registers over like a control helper, since it may name one.
+
+Falls back to the interpreter (``Runtime.fallback_reason`` says why) for a
+program that may tail-call into a program the JIT cannot run, and for
+instruction tracing.
 """
 
 from __future__ import annotations
@@ -44,10 +47,8 @@ def unsupported(program: Program, runtime: Any = None) -> str | None:
         kind = FORMS[insn.opcode].kind if insn.opcode in FORMS else None
         if kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm in INTERPRETER_HELPERS:
             return f"pc {pc}: {INTERPRETER_HELPERS[insn.imm]} runs on the interpreter"
-        if kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm == TAIL_CALL:
-            tail_calls = True
-        if kind is Kind.CALLX:
-            return f"pc {pc}: callx runs on the interpreter"
+        if (kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm == TAIL_CALL) or kind is Kind.CALLX:
+            tail_calls = True  # (callx may name bpf_tail_call)
     if tail_calls and runtime is not None:
         for name, other in getattr(runtime, "programs", {}).items():
             if other is program:

@@ -109,6 +109,21 @@ def test_tail_call_budget_and_faults_in_the_target(budget: int) -> None:
     assert outcome[0] == "fault"
 
 
+def callx(slot: int) -> str:
+    """``call(slot)`` with the helper id in a register, read from memory (not a
+    constant the lowering could see): callx may name any helper."""
+    return call(slot).replace("call bpf_tail_call", "stdw [%r10-16], 12\nldxdw %r9, [%r10-16]\ncallx %r9")
+
+
+@pytest.mark.parametrize("slot,r0,tail_calls,program", [(1, 42, 1, "b"), (3, 7, 0, "a")])
+def test_callx_of_bpf_tail_call_runs_natively(slot: int, r0: int, tail_calls: int, program: str) -> None:
+    # b starts from a's registers (r8), as after a tail call by constant id.
+    build = tail_runtime({"a": "mov %r6, %r1\nmov %r0, 7\nmov %r8, 42\n" + callx(slot) + "exit",
+                          "b": "mov %r0, %r8\nexit"}, [(1, "b")])
+    outcome = differential(build, "a", packet=frame())
+    assert (outcome[1], outcome[5], outcome[6]) == (r0, tail_calls, program)
+
+
 def test_tail_call_inside_a_callback_is_refused() -> None:
     text = """
         mov %r1, 1
@@ -142,6 +157,13 @@ def loop_runtime(count: int, stop: int = -1, flags: int = 0):  # type: ignore[no
 def test_bpf_loop(count: int, stop: int, flags: int, r0: int) -> None:
     outcome = differential(loop_runtime(count, stop, flags), "p", packet=frame())
     assert outcome[:2] == ("ok", r0)
+
+
+def test_callx_of_bpf_loop_runs_natively() -> None:
+    text = LOOP.format(count=10, stop=-1, flags=0).replace("call bpf_loop", "stdw [%r10-16], 181\n    ldxdw %r9, [%r10-16]\n    callx %r9")
+    text = text.replace("    exit\ncb:", "    mov %r0, %r7\n    exit\ncb:")
+    outcome = differential(lambda: Runtime([typed(text, "xdp", name="p")]), "p", packet=frame())
+    assert outcome[:2] == ("ok", 45)
 
 
 def test_bpf_loop_shares_the_budget() -> None:

@@ -126,6 +126,9 @@ CASES = {
     "ctx-atomic": ("mov %r2, 1\nlock add [%r1], %r2\nexit", "xdp"),
     "packet-atomic": ("ldxw %r2, [%r1+0]\nmov %r3, 7\nlock fetch xor [%r2+8], %r3\nmov %r0, %r3\nexit", "xdp"),
     "handle": ("lddw %r0, map_fd 0\nexit", "xdp"),
+    "callx-lookup": ("stw [%r10-4], 1\nlddw %r1, map_fd 0\nmov %r2, %r10\nadd %r2, -4\nstdw [%r10-16], 1\n"
+                     "ldxdw %r7, [%r10-16]\ncallx %r7\njeq %r0, 0, +2\nstdw [%r0+0], 5\nldxdw %r0, [%r0+0]\nexit", "xdp"),
+    "callx-unknown": ("mov %r7, 99999\ncallx %r7\nexit", "xdp"),
     "plain-ctx": ("ldxb %r0, [%r1+3]\nstb [%r1+0], 9\nexit", None),
     "plain-ctx-past-end": ("ldxb %r0, [%r1+64]\nexit", None),
 }
