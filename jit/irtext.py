@@ -26,7 +26,7 @@ builder="llvmlite")``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from llvmlite import ir
@@ -152,6 +152,28 @@ class TextFunction(ir.Function):
         return self.scope.register(name, deduplicate=True)
 
 
+def _binop(opname: str) -> Callable[..., TextValue]:
+    """``IRBuilder.<op>(a, b)`` for the binary operation ``opname``."""
+    def emit(self: TextBuilder, a, b, name: str = "") -> TextValue:
+        return self._value(a.type, f"{opname} {a.type} {a.get_reference()}, {b.get_reference()}", name)
+    return emit
+
+
+def _icmp(prefix: str) -> Callable[..., TextValue]:
+    """``icmp_signed`` (prefix ``s``) or ``icmp_unsigned`` (``u``)."""
+    def emit(self: TextBuilder, cmpop: str, a, b, name: str = "") -> TextValue:
+        op = _CMP[cmpop] if cmpop in ("==", "!=") else prefix + _CMP[cmpop]
+        return self._value(_I1, f"icmp {op} {a.type} {a.get_reference()}, {b.get_reference()}", name)
+    return emit
+
+
+def _cast(opname: str) -> Callable[..., TextValue]:
+    """``IRBuilder.trunc/zext/sext(value, typ)``."""
+    def emit(self: TextBuilder, value, typ: ir.Type, name: str = "") -> TextValue:
+        return self._value(typ, f"{opname} {_typed(value)} to {typ}", name)
+    return emit
+
+
 def builder_for(block: ir.Block | TextBlock) -> ir.IRBuilder | TextBuilder:
     """The builder that writes ``block``: a ``TextBuilder`` for a
     ``TextFunction``'s block, llvmlite's own ``IRBuilder`` otherwise."""
@@ -199,22 +221,10 @@ class TextBuilder:
         self._void(line)
         self.block.terminator = line
 
-    def _binop(self, op: str, a, b, name: str = "") -> TextValue:
-        return self._value(a.type, f"{op} {a.type} {a.get_reference()}, {b.get_reference()}", name)
-
-    def add(self, a, b, name=""): return self._binop("add", a, b, name)
-    def sub(self, a, b, name=""): return self._binop("sub", a, b, name)
-    def mul(self, a, b, name=""): return self._binop("mul", a, b, name)
-    def udiv(self, a, b, name=""): return self._binop("udiv", a, b, name)
-    def sdiv(self, a, b, name=""): return self._binop("sdiv", a, b, name)
-    def urem(self, a, b, name=""): return self._binop("urem", a, b, name)
-    def srem(self, a, b, name=""): return self._binop("srem", a, b, name)
-    def and_(self, a, b, name=""): return self._binop("and", a, b, name)
-    def or_(self, a, b, name=""): return self._binop("or", a, b, name)
-    def xor(self, a, b, name=""): return self._binop("xor", a, b, name)
-    def shl(self, a, b, name=""): return self._binop("shl", a, b, name)
-    def lshr(self, a, b, name=""): return self._binop("lshr", a, b, name)
-    def ashr(self, a, b, name=""): return self._binop("ashr", a, b, name)
+    add, sub, mul = _binop("add"), _binop("sub"), _binop("mul")
+    udiv, sdiv, urem, srem = _binop("udiv"), _binop("sdiv"), _binop("urem"), _binop("srem")
+    and_, or_, xor = _binop("and"), _binop("or"), _binop("xor")
+    shl, lshr, ashr = _binop("shl"), _binop("lshr"), _binop("ashr")
 
     def not_(self, value, name=""):
         return self.xor(value, ir.Constant(value.type, -1), name)
@@ -222,24 +232,12 @@ class TextBuilder:
     def neg(self, value, name=""):
         return self.sub(ir.Constant(value.type, 0), value, name)
 
-    def _icmp(self, prefix: str, cmpop: str, a, b, name: str) -> TextValue:
-        op = _CMP[cmpop]
-        if cmpop not in ("==", "!="):
-            op = prefix + op
-        return self._value(_I1, f"icmp {op} {a.type} {a.get_reference()}, {b.get_reference()}", name)
-
-    def icmp_signed(self, cmpop, a, b, name=""): return self._icmp("s", cmpop, a, b, name)
-    def icmp_unsigned(self, cmpop, a, b, name=""): return self._icmp("u", cmpop, a, b, name)
+    icmp_signed, icmp_unsigned = _icmp("s"), _icmp("u")
 
     def select(self, cond, a, b, name=""):
         return self._value(a.type, f"select  {_typed(cond)}, {_typed(a)}, {_typed(b)}", name)
 
-    def _cast(self, op: str, value, type_: ir.Type, name: str) -> TextValue:
-        return self._value(type_, f"{op} {_typed(value)} to {type_}", name)
-
-    def trunc(self, value, typ, name=""): return self._cast("trunc", value, typ, name)
-    def zext(self, value, typ, name=""): return self._cast("zext", value, typ, name)
-    def sext(self, value, typ, name=""): return self._cast("sext", value, typ, name)
+    trunc, zext, sext = _cast("trunc"), _cast("zext"), _cast("sext")
 
     def load(self, ptr, name="", align=None, typ=None):
         tail = f", align {align}" if align is not None else ""

@@ -397,8 +397,8 @@ class FunctionLowering:
         if self.checked:
             left = self.values[BUDGET]
             after = b.sub(left, C64(block.length))
-            self.branch_to_exit(b.icmp_signed("<", after, C64(0)), mm.FAULT_BUDGET, (mm.F_PC, mm.F_EXTRA),
-                                [C64(block.start), left])
+            # The budget field itself says how many were left (no separate extra).
+            self.branch_to_exit(b.icmp_signed("<", after, C64(0)), mm.FAULT_BUDGET, (mm.F_PC,), [C64(block.start)])
             self.values[BUDGET] = after
         self.r1_map = None  # the map whose handle r1 holds (lddw map_fd r1 earlier in this block)
         self.mem_regs = self.mem_in.get(block.start, frozenset())

@@ -117,7 +117,7 @@ F_MEM_BASE, F_WINDOWS, F_TABLE, F_REGS = 11, 12, 13, 14
 
 FAULT_NONE = 0
 FAULT_MEMORY = 1  # pc, addr, size, write, depth; extra = budget correction
-FAULT_BUDGET = 2  # pc = first slot of the block; extra = instructions that were left
+FAULT_BUDGET = 2  # pc = first slot of the block; budget = instructions that were left at its start
 FAULT_CALL_DEPTH = 3  # pc; extra = correction
 FAULT_HELPER = 4  # pc; extra = correction; the exception is in the side channel
 FAULT_FELL_OFF = 5

@@ -506,7 +506,7 @@ class JitProgram:
             fault: ProgramFault = memory.fault(ctx.fault_addr, ctx.fault_size, bool(ctx.fault_write), pc)
         elif kind == mm.FAULT_BUDGET:
             slots = self.blocks[pc].slots
-            left = ctx.fault_extra
+            left = ctx.budget  # instructions that were left at the block's start
             fault = BudgetExhausted(slots[left] if 0 <= left < len(slots) else pc, budget)
             executed = budget
         elif kind == mm.FAULT_CALL_DEPTH:
