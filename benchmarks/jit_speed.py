@@ -16,6 +16,7 @@ import platform
 import random
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from ebpfvm.jit import compile
@@ -98,6 +99,31 @@ def synthetic(n: int, seed: int = 1, loop: bool = False) -> Program:
     return Program([*fixed, b.exit_insn()])
 
 
+@dataclass
+class CompileTime:
+    """Best-of wall times of compiling one program (cache cleared before each)."""
+
+    total: float  # all of ``compile``
+    python: float  # lowering and writing the IR text (the rest is LLVM)
+    hit: float  # ``compile`` again with the program in the in-memory cache
+    tier: str
+    ir_size: int  # IR instructions
+
+
+def compile_time(program: Program, mode: str, opt_level: int = 2, repeat: int = 5) -> CompileTime:
+    best_total = best_python = float("inf")
+    for _ in range(repeat):
+        clear_cache()
+        start = time.perf_counter()
+        jit = compile(program, mode=mode, opt_level=opt_level)
+        best_total = min(best_total, time.perf_counter() - start)
+        start = time.perf_counter()
+        ir_text = str(lower_program(program, checked=mode == "checked", helpers=jit.helpers).module)
+        best_python = min(best_python, time.perf_counter() - start)
+    hit, _ = _best(lambda: compile(program, mode=mode, opt_level=opt_level), repeat)
+    return CompileTime(best_total, best_python, hit, jit.compiled.tier.name, ir_instructions(ir_text))
+
+
 def compile_rows(opt_level: int, repeat: int = 3) -> list[str]:
     """Compile time of ``synthetic`` programs, best of ``repeat`` (one run at
     10,000 instructions): all of ``compile``, the part of it spent in Python
@@ -108,21 +134,10 @@ def compile_rows(opt_level: int, repeat: int = 3) -> list[str]:
     for n, loop in ((100, False), (1_000, False), (1_000, True), (10_000, False)):
         program = synthetic(n, loop=loop)
         for mode in ("checked", "trusted"):
-            best_total = best_python = float("inf")
-            for _ in range(repeat if n < 10_000 else 1):
-                clear_cache()
-                start = time.perf_counter()
-                jit = compile(program, mode=mode, opt_level=opt_level)
-                best_total = min(best_total, time.perf_counter() - start)
-                start = time.perf_counter()
-                ir_text = str(lower_program(program, checked=mode == "checked", helpers=jit.helpers).module)
-                best_python = min(best_python, time.perf_counter() - start)
-            hit, _ = _best(lambda program=program, mode=mode: compile(program, mode=mode, opt_level=opt_level),
-                           repeat)
+            t = compile_time(program, mode, opt_level, repeat if n < 10_000 else 1)
             label = f"{n:,}" + (" (loop)" if loop else "")
-            lines.append(f"{label:>12} {mode:<8} {jit.compiled.tier.name:<6} {ir_instructions(ir_text):>8,} "
-                         f"{best_total * 1e3:>10.1f} {best_python * 1e3:>9.1f} {(best_total - best_python) * 1e3:>8.1f} "
-                         f"{hit * 1e3:>7.2f}")
+            lines.append(f"{label:>12} {mode:<8} {t.tier:<6} {t.ir_size:>8,} {t.total * 1e3:>10.1f} "
+                         f"{t.python * 1e3:>9.1f} {(t.total - t.python) * 1e3:>8.1f} {t.hit * 1e3:>7.2f}")
     return lines
 
 
