@@ -207,7 +207,11 @@ class TextBuilder:
     # -- emission ------------------------------------------------------------------
     def _value(self, type_: ir.Type, text: str, name: str = "") -> TextValue:
         fn = self._function
-        reference = f'%"{_quote(fn.unique_name(name))}"' if name else fn.next_reference()
+        if name:
+            reference = f'%"{_quote(fn.unique_name(name))}"'
+        else:  # (next_reference, inlined: this runs for most instructions)
+            fn.unnamed += 1
+            reference = f'%".{fn.unnamed}"'
         self._lines.append(f"{reference} = {text}")
         return TextValue(type_, reference)
 
