@@ -26,6 +26,31 @@ class LineInfo:
     text: str = ""
 
 
+@dataclass(frozen=True)
+class FunctionParam:
+    """One parameter of a function, as its BTF prototype declares it: a
+    ``scalar`` (integer or enum), a ``pointer`` (to ``target``, e.g. "struct
+    __sk_buff", of ``size`` bytes; None when BTF cannot size it) or ``other``
+    (struct by value, float...)."""
+
+    kind: str
+    target: str = ""
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """A function of the program (from .BTF.ext func_info): its first slot,
+    name and linkage, and its prototype. The kernel verifies a global
+    function on its own, for any arguments of its prototype."""
+
+    insn: int
+    name: str
+    is_global: bool
+    params: tuple[FunctionParam, ...] = ()
+    returns_scalar: bool = True  # the return type is an integer or enum
+
+
 @dataclass(frozen=True, eq=False)
 class Program:
     """A decoded eBPF program: one ``Instruction`` per 8-byte slot.
@@ -37,7 +62,8 @@ class Program:
     Programs loaded from an object file also carry what the object says about
     them: ``section``, ``prog_type`` and ``expected_attach_type`` (libbpf /
     kernel names such as "xdp", "sched_cls"), ``license``, the object's
-    ``maps`` (lddw map references are indices into it) and ``line_info``.
+    ``maps`` (lddw map references are indices into it), ``line_info`` and
+    ``functions`` (each function's BTF linkage and prototype).
     """
 
     instructions: tuple[Instruction, ...]
@@ -50,11 +76,13 @@ class Program:
     license: str = ""
     maps: tuple["MapDefinition", ...] = ()
     line_info: tuple[LineInfo, ...] = ()
+    functions: tuple[FunctionInfo, ...] = ()
 
     def __init__(self, instructions: Sequence[Instruction], *, labels: Mapping[int, str] | None = None,
                  source: str | None = None, name: str = "", section: str = "", prog_type: str | None = None,
                  expected_attach_type: str | None = None, license: str = "",
-                 maps: Sequence["MapDefinition"] = (), line_info: Sequence[LineInfo] = ()) -> None:
+                 maps: Sequence["MapDefinition"] = (), line_info: Sequence[LineInfo] = (),
+                 functions: Sequence[FunctionInfo] = ()) -> None:
         object.__setattr__(self, "instructions", tuple(instructions))
         object.__setattr__(self, "labels", dict(labels or {}))
         object.__setattr__(self, "source", source)
@@ -65,13 +93,14 @@ class Program:
         object.__setattr__(self, "license", license)
         object.__setattr__(self, "maps", tuple(maps))
         object.__setattr__(self, "line_info", tuple(line_info))
+        object.__setattr__(self, "functions", tuple(functions))
 
     def with_instructions(self, instructions: Sequence[Instruction],
                           labels: Mapping[int, str] | None = None) -> "Program":
         """A copy with other instructions (and ``labels``) and the same metadata."""
         return Program(instructions, labels=labels, source=self.source, name=self.name, section=self.section,
                        prog_type=self.prog_type, expected_attach_type=self.expected_attach_type,
-                       license=self.license, maps=self.maps, line_info=self.line_info)
+                       license=self.license, maps=self.maps, line_info=self.line_info, functions=self.functions)
 
     # -- bytes -------------------------------------------------------------
     @classmethod

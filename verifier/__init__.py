@@ -23,6 +23,9 @@ Layers, as in the design card (cfg -> state -> domains -> transfer -> checks -> 
 * ``backtrack``: precision (``mark_chain_precision``): scalars a later use
   needed exactly are marked in the checkpoints they came from; the others
   match any scalar when pruning.
+* ``globals``: functions with global linkage in the program's BTF: a call
+  is checked against the prototype, and each called one is verified once on
+  its own from the arguments the prototype allows (``do_check_subprogs``).
 * ``api``: ``verify(program, ...) -> VerifierResult``.
 
 Simplified against the kernel: precision is sought conservatively (every
@@ -35,8 +38,9 @@ other pointers' ids are ignored: it prunes at most as much as the kernel
 (9 of the 10 example programs process exactly the kernel's count); root (privileged) rules are the default —
 uninitialised stack reads are allowed (allow_uninit_stack), pointer
 comparisons and pointer - pointer are allowed.  Not modelled: kfuncs, BTF
-(func_info, typed pointers beyond struct bpf_array/bpf_sock bounds), spin
-locks, timers, dynptrs, iterators.
+beyond global functions' prototypes (``arg:`` decl tags, typed pointers
+beyond struct bpf_array/bpf_sock bounds), spin locks, timers, dynptrs,
+iterators.
 
 Callbacks (``callbacks``): bpf_loop and bpf_for_each_map_elem callbacks are
 iterated as the kernel does — the callback's exit returns to the helper call,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from . import messages as M
 from .checks import Env, Reject
-from .explore import Stats, explore
+from .explore import Outcome, Stats, explore
+from .globals import global_functions
 from .state import MAX_BPF_STACK
 from .structure import check_structure
 
@@ -112,14 +113,19 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
     if getattr(program, "prog_type", None) != prog_type:
         try:
             from ebpfvm.program import Program
-            env.program = Program(program.instructions, prog_type=prog_type, maps=env.maps)
+            env.program = Program(program.instructions, prog_type=prog_type, maps=env.maps,
+                                  line_info=getattr(program, "line_info", ()),
+                                  functions=getattr(program, "functions", ()))
         except Exception:
             pass
     log = None
     if log_level >= 1:
         from .log import LogBuilder
         log = LogBuilder(env.program, log_level, env.maps)
+    env.global_functions = global_functions(env.program)
     outcome = explore(env, log)
+    if outcome.error is None and env.global_functions:
+        outcome = _verify_global_functions(env, log, outcome)
     error = outcome.error
     if error is None:
         error = _combined_stack(env)
@@ -136,10 +142,47 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
             "time_us": int((time.perf_counter() - start) * 1e6)}
     text = "\n".join(lines) + "\n"
     if log is not None:
-        text = log.finish(log.error_lines(error.text, insn, outcome.last_state) if error is not None else None, info["time_us"], _stack_depths(env), stats)
+        error_text = None
+        if error is not None:
+            error_text = log.error_lines(error.text, insn, outcome.last_state)
+            if getattr(error, "detail", None):  # the line the kernel prints before the error's own
+                error_text = f"{error.detail}\n{error_text}"
+        text = log.finish(error_text, info["time_us"], _stack_depths(env), stats)
     if error is not None:
         return VerifierResult(REJECT, VerifierError(insn, error.text, error.errno), text, info)
     return VerifierResult(ACCEPT, None, text, info)
+
+
+def _verify_global_functions(env: Env, log, main):  # type: ignore[no-untyped-def]
+    """``do_check_subprogs``: each global function a path called, once, on its
+    own (in call order, again while verifying them calls new ones)."""
+    from .explore import explore
+    from .globals import entry_state
+    outcome = main
+    if log is not None:
+        log.function_verified(None)
+    by_number = sorted(env.global_functions.values(), key=lambda fn: fn.number)
+    done: set[int] = set()
+    new = True
+    while new:
+        new = False
+        for fn in by_number:
+            if fn.entry not in env.called_globals or fn.entry in done:
+                continue
+            done.add(fn.entry)
+            new = True
+            if log is not None:
+                log.function_start(M.GLOBAL_VALIDATING(name=fn.name, n=fn.number))
+            try:
+                start = entry_state(env, fn)
+            except Reject as exc:
+                return Outcome(exc, fn.entry, outcome.stats)
+            outcome = explore(env, log, fn.entry, start, outcome.stats, outcome.since)
+            if outcome.error is not None:
+                return outcome
+            if log is not None:
+                log.function_verified(M.GLOBAL_SAFE(n=fn.number, name=fn.name))
+    return outcome
 
 
 def _stack_depths(env: Env) -> list[int]:

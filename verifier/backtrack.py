@@ -324,7 +324,8 @@ class Demands:
                 if insn.src == 0 and not code & 0x08:
                     self._helper_args(state, insn.imm, need, slots)
             elif op == 0x90:
-                if state.frame.in_callback or (len(state.frames) == 1 and self.return_checked):
+                main_exit = len(state.frames) == 1 and not state.frames[0].subprog  # (not a global function's)
+                if state.frame.in_callback or (main_exit and self.return_checked):
                     need.add(0)  # the return value is range-checked
                 if state.frame.in_callback:
                     kind = EXIT_CALLBACK

@@ -66,6 +66,9 @@ class Env:
     precise_slots: set = field(default_factory=set)  # stack slots whose exact values a check needed (.precision)
     callback_returned: bool = False  # the last instruction returned from a callback to its call site
     live_regs: list | None = None  # live-before register masks per insn (verifier.liveness), computed on first use
+    global_functions: dict = field(default_factory=dict)  # entry slot -> globals.GlobalFunction
+    called_globals: dict = field(default_factory=dict)  # the global functions a path called, in call order
+    notes: list = field(default_factory=list)  # lines the last instruction wants in the log after it
 
 
 def inner_map_index(env: Env, outer: int) -> int | None:
@@ -655,6 +658,10 @@ def return_range(env: Env) -> tuple[int, int] | None:
 
 def check_return(env: Env, state: State) -> None:
     r0 = read_reg(state, 0)
+    if state.frames[0].subprog:  # a global function, verified on its own: any scalar
+        if not r0.is_scalar:
+            raise Reject(M.SUBPROG_EXIT_NOT_SCALAR, type=r0.type)
+        return
     limits = return_range(env)
     if limits is None:
         return

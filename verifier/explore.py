@@ -268,6 +268,7 @@ class Outcome:
     error_insn: int | None
     stats: Stats
     last_state: State | None = None
+    since: tuple[int, int, int] = (0, 0, 0)  # for the next function: see ``explore``
 
 
 def _finish(cp: Checkpoint | None, visited: Visited) -> None:
@@ -296,15 +297,23 @@ def _advance(successors: list, stack: list, cp: Checkpoint | None, log=None, pc:
     return True
 
 
-def explore(env: Env, log=None) -> Outcome:
-    """Explore every path; ``log`` (a :class:`verifier.log.LogBuilder`, only
-    when ``log_level >= 1``) is told of each processed instruction."""
+def explore(env: Env, log=None, entry: int = 0, start: State | None = None, stats: Stats | None = None,
+            since: tuple[int, int, int] = (0, 0, 0)) -> Outcome:
+    """Explore every path from ``entry`` (the main program; a global function
+    from its prototype's ``start`` state, counting on in ``stats``, with the
+    jumps and instructions of the last checkpoint and the number of states
+    ``since`` the functions verified before: the kernel frees their states
+    but does not uncount them); ``log`` (a
+    :class:`verifier.log.LogBuilder`, only when ``log_level >= 1``) is told of
+    each processed instruction."""
     program = env.program
-    stats = Stats()
+    stats = stats if stats is not None else Stats()
     visited = Visited(env, stats)
+    visited.prev_jmps, visited.prev_insns, visited.live = since
     points = visited.points.points
     insns = program.instructions
-    stack: list[tuple[int, State, Checkpoint | None, list]] = [(0, initial_state(), None, [])]
+    stack: list[tuple[int, State, Checkpoint | None, list]] = [
+        (entry, start if start is not None else initial_state(), None, [])]
     needs = Demands(env)
     while stack:
         pc, state, cp, history = stack.pop()
@@ -344,11 +353,12 @@ def explore(env: Env, log=None) -> Outcome:
                 return Outcome(exc, pc, stats, state)
             needs.after(state, pc, depth, before, successors, history, cp)
             if log is not None:
-                log.after(pc, successors)
+                log.after(pc, successors, env.notes)
+            env.notes.clear()
             if took_callback_return(env):
                 widen_after_callback(env, successors[0][0], successors[0][1], cp)
             if not _advance(successors, stack, cp, log, pc, history):
                 _finish(cp, visited)
                 break
             pc, state = successors[0]
-    return Outcome(None, None, stats)
+    return Outcome(None, None, stats, since=(visited.prev_jmps, visited.prev_insns, visited.live))

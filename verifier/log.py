@@ -23,12 +23,15 @@ Built only when ``log_level >= 1``: :func:`verifier.explore.explore` calls a
 * the error line, ``verification time N usec``, ``stack depth N`` and the
   statistics line;
 * ``safe`` pruning notes at level 2 (``N: safe``, ``from A to B: safe``), and
-  the instruction state left out before a pruned instruction.
+  the instruction state left out before a pruned instruction;
+* global functions: ``Func#3 ('clamp') is global and assumed valid.`` at the
+  call, ``Validating clamp() func#3...`` and ``Func#3 ('clamp') is safe for
+  any args that match its prototype`` around its own verification (level 1
+  resets the log after each function verified, as the kernel does).
 
 Not reproduced: ``mark_precise`` backtracking lines, stack-liveness debug
-lines (``(0) frame 0 insn 3 +written -8``), global functions
-(``Func#3 ('clamp') is global and assumed valid.``), and the alignment of a
-state printed on a line of its own after such lines.
+lines (``(0) frame 0 insn 3 +written -8``), and the alignment of a state
+printed on a line of its own after such lines.
 """
 
 from __future__ import annotations
@@ -228,6 +231,7 @@ class LogBuilder:
         # prune first): (line index, text) and (header, state lines) wait here.
         self._annotation: tuple[int, str] | None = None
         self._header: tuple[str, str] | None = None
+        self.kept = 0  # level 1: lines a verified function left after the reset (printed even on success)
 
     def text(self) -> str:
         return "".join(self.buf)
@@ -254,7 +258,7 @@ class LogBuilder:
     def insn(self, pc: int, state: State) -> None:
         self._flush()
         if not self.started:
-            self.buf.append(f"0: {format_state(state, self.maps)}\n")
+            self.buf.append(f"{pc}: {format_state(state, self.maps)}\n")
             self.started = True
         if self._entered:  # the callee's first instruction: its whole entry state first
             self.buf.append(f"{pc}: {format_state(state, self.maps)}\n")
@@ -277,12 +281,35 @@ class LogBuilder:
             return  # another column of the line just printed: the kernel prints a line once
         self.buf.append(f"; {li.text.lstrip()} @ {os.path.basename(li.file)}:{li.line}\n")
 
-    def after(self, pc: int, successors: list) -> None:
+    def function_start(self, line: str) -> None:
+        """A global function's verification begins (``Validating f() func#N...``)."""
+        self._flush()
+        self.buf.append(line + "\n")
+        self.started = False
+
+    def function_verified(self, line: str | None) -> None:
+        """A function verified: at level 1 the kernel resets the log (keeping
+        what earlier functions left), then prints ``line``."""
+        self._flush()
+        if self.level < 2:
+            self.buf.clear()  # (bpf_vlog_reset to 0: earlier functions' lines too)
+            self.marks.clear()
+            self.heads.clear()
+        if line is not None:
+            self.buf.append(line + "\n")
+        self.kept = len(self.buf)
+
+    def after(self, pc: int, successors: list, notes: list[str] = ()) -> None:  # type: ignore[assignment]
         pending, self._pending = self._pending, None
         if not successors or pending is None:
             return
         insn = self.program.instructions[pc]
         state = successors[0][1]
+        if notes:  # lines the instruction printed (a global call), then the state on a line of its own
+            self._flush()
+            self.buf.extend(note + "\n" for note in notes)
+            self.buf.append(f"{successors[0][0]}: {format_state(state, self.maps, regs=range(6))}\n")
+            return
         _, old_regs, old_stack = pending
         old_frame, depth = self._frame
         if insn.opcode == 0x85 and insn.src == 1 and len(state.frames) > depth:
@@ -363,7 +390,7 @@ class LogBuilder:
         head = ""
         if self.level >= 2:
             head = live_regs_table(self.program)
-        body = self.text() if (self.level >= 2 or error_text is not None) else ""
+        body = self.text() if (self.level >= 2 or error_text is not None or self.kept) else ""
         tail = []
         if error_text is not None:
             tail.append(error_text)

@@ -260,6 +260,22 @@ RETURN_NOT_SCALAR = Message("At program exit the register R0 is not a known valu
 CALLBACK_NOT_SCALAR = Message("R0 not a scalar value", "EACCES", "prepare_func_exit")
 CALLBACK_RANGE = Message("At callback return the register R0 has {bounds} should have been in [{lo}, {hi}]", "EINVAL",
                          "prepare_func_exit")
+# global functions: check_func_call, btf_prepare_func_args, btf_check_func_arg_match, do_check_subprogs
+GLOBAL_ASSUMED_VALID = Message("Func#{n} ('{name}') is global and assumed valid.", "", "check_func_call")
+GLOBAL_BAD_CALL = Message("Caller passes invalid args into func#{n} ('{name}')", "EINVAL", "check_func_call")
+GLOBAL_ARG_NOT_SCALAR = Message("R{reg} is not a scalar", "EINVAL", "btf_check_func_arg_match")
+GLOBAL_ARG_NOT_CTX = Message("arg#{arg} expects pointer to ctx", "EINVAL", "btf_check_func_arg_match")
+GLOBAL_ARG_SIZE = Message("arg#{arg} reference type('{type}') size cannot be determined: -22", "EINVAL",
+                          "btf_prepare_func_args")
+GLOBAL_ARG_UNSUPPORTED = Message("Arg#{arg} type {type} in {name}() is not supported yet.", "EINVAL",
+                                 "btf_prepare_func_args")
+GLOBAL_RETURN_NOT_SCALAR = Message("Global function {name}() doesn't return scalar. Only those are supported.",
+                                   "EINVAL", "btf_prepare_func_args")
+GLOBAL_VALIDATING = Message("Validating {name}() func#{n}...", "", "do_check_common")
+GLOBAL_SAFE = Message("Func#{n} ('{name}') is safe for any args that match its prototype", "",
+                      "do_check_subprogs")
+SUBPROG_EXIT_NOT_SCALAR = Message("At subprogram exit the register R0 is not a scalar value ({type})", "EINVAL",
+                                  "check_return_code")
 # exploration
 INFINITE_LOOP = Message("infinite loop detected at insn {insn}", "EINVAL", "is_state_visited")
 TOO_LARGE = Message("BPF program is too large. Processed {count} insn", "E2BIG", "do_check")

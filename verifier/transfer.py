@@ -182,8 +182,8 @@ def _pointer_alu(env: Env, state: State, insn: Instruction, dst: Reg, src: Reg, 
         v = var.smin
         if v <= -BPF_MAX_VAR_OFF or v >= BPF_MAX_VAR_OFF:
             raise Reject(M.PTR_MATH_CONST, type=ptr.type, value=v)
-    elif var.smin == S64_MIN:
-        raise Reject(M.PTR_MATH_UNBOUNDED, type=ptr.type)
+    else:
+        _check_sane_variable(var, ptr.type)
     if op == 0x1 and not dst.is_pointer:
         raise Reject(M.PTR_SUB_FROM_SCALAR, reg=insn.dst)
     if op == 0x1 and ptr.type is RegType.PTR_TO_STACK:
@@ -199,6 +199,8 @@ def _pointer_alu(env: Env, state: State, insn: Instruction, dst: Reg, src: Reg, 
             raise Reject(M.PTR_OUT_OF_BOUNDS, value=new_off, type=ptr.type)
         return replace(ptr, off=new_off)
     new_var = ptr.var.add(var) if op == 0x0 else ptr.var.sub(var)
+    if not new_var.is_const():
+        _check_sane_variable(new_var, ptr.type)
     out = replace(ptr, var=new_var)
     if ptr.type in PACKET_TYPES:
         out = replace(out, id=state.fresh_id(), range=0)  # a new variable offset: no range known yet
@@ -605,10 +607,22 @@ def _check_map_compat(definition, fid: int, name: str) -> None:
         raise Reject(M.MAP_FUNC_MISMATCH, map_type=_MAP_TYPE_IDS.get(mt, mt), name=name, id=fid)
 
 
+def _check_sane_variable(var, ptr_type: RegType) -> None:
+    """``check_reg_sane_offset`` for a variable offset: its minimum must be
+    bounded and within BPF_MAX_VAR_OFF of zero."""
+    if var.smin == S64_MIN:
+        raise Reject(M.PTR_MATH_UNBOUNDED, type=ptr_type)
+    if not -BPF_MAX_VAR_OFF < var.smin < BPF_MAX_VAR_OFF:
+        raise Reject(M.PTR_OUT_OF_BOUNDS, value=var.smin, type=ptr_type)
+
+
 def _local_call(env: Env, state: State, insn: Instruction, pc: int) -> list:
     if len(state.frames) >= MAX_CALL_FRAMES:
         raise Reject(M.CALL_STACK_TOO_DEEP, frames=len(state.frames) + 1)
     target = pc + 1 + insn.imm
+    if target in env.global_functions:
+        from .globals import call_global
+        return call_global(env, state, pc, env.global_functions[target])
     caller = state.frame
     regs = [NOT_INIT] * 11
     for r in range(1, 6):

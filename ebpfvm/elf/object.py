@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from ebpfvm.btf import Btf, BtfError, BtfExt, CoreRelocation, parse_btf, parse_btf_ext
+from ebpfvm.btf.functions import describe_functions
 from ebpfvm.btf.fixup import fixup_datasecs
 from ebpfvm.maps.definition import MapDefinition
 from ebpfvm.program import Program
@@ -152,7 +153,7 @@ def load_object(source: Source, *, path: str | None = None) -> BpfObject:
             continue
         linked = link(label, fn, code, by_start, ext)
         section_def = classify(fn.section_name)
-        programs.append(_program(linked, label, section_def, license_text, maps))
+        programs.append(_program(linked, label, section_def, license_text, maps, btf))
         details.append(ProgramDetails(fn.name, fn.section_name.lstrip("?"), section_def,
                                       tuple((p.function.name, p.base) for p in linked.placements),
                                       linked.core_relocations, linked.func_info, linked.btf_line_info))
@@ -232,13 +233,14 @@ def _kern_version(reader: ElfReader) -> int:
 
 
 def _program(linked: LinkedProgram, path: str, section_def: SectionDef | None, license_text: str,
-             maps: tuple[MapDefinition, ...]) -> Program:
+             maps: tuple[MapDefinition, ...], btf: Btf | None) -> Program:
     fn = linked.entry
+    functions = describe_functions(btf, linked.func_info) if btf is not None else ()
     return Program(linked.instructions, labels=linked.labels, source=path, name=fn.name,
                    section=fn.section_name.lstrip("?"),
                    prog_type=section_def.prog_type if section_def else None,
                    expected_attach_type=section_def.expected_attach_type if section_def else None,
-                   license=license_text, maps=maps, line_info=linked.line_info)
+                   license=license_text, maps=maps, line_info=linked.line_info, functions=functions)
 
 
 def _summaries(reader: ElfReader) -> list[SectionSummary]:
