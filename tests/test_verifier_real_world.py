@@ -1,7 +1,7 @@
-"""clang's own code (``fixtures/real_world.c`` and ``real_world2.c``: packet
-parsing, bounded loops, maps, atomics, ring buffers, bpf_loop, tracing
-helpers with bounded sizes, map iteration, tail calls, and the usual
-mistakes): the verdict, error line and processed-instruction count the 6.18
+"""clang's own code (``fixtures/real_world*.c``: packet parsing, bounded and
+nested loops, maps, atomics, ring buffers, bpf_loop, tracing helpers with
+bounded sizes, map iteration, tail calls, spilled packet pointers, string
+helpers, and the usual mistakes): the verdict, error line and processed-instruction count the 6.18
 kernel gives each program, pinned here, and compared with the live kernel
 when it is here."""
 
@@ -40,6 +40,16 @@ KERNEL = {"real_world.o": {
     "store_partial_record": ("accept", None, 13),
     "total_values": ("accept", None, 31),
     "dispatch": ("accept", None, 6),
+}, "real_world3.o": {
+    "spilled_packet_pointer": ("accept", None, 15),
+    "loop_from_map": ("accept", None, 202),
+    "nested_loops": ("accept", None, 66),
+    "atomics": ("accept", None, 27),
+    "compare_name": ("accept", None, 26),
+    "divide": ("accept", None, 13),
+    "classify": ("accept", None, 25),
+    "index_too_large": ("reject", "invalid variable-offset read from stack R2 var_off=(0x0; 0xff) off=-16 size=1", 9),
+    "return_pointer": ("accept", None, 10),
 }}
 CASES = [(path, name) for path, programs in KERNEL.items() for name in sorted(programs)]
 
