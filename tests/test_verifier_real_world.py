@@ -7,6 +7,7 @@ when it is here."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,43 @@ def test_the_live_kernel_agrees(path: str) -> None:
         want = ("accept" if verdict.accepted else "reject", verdict.error_line or None,
                 verdict.stats.insns_processed)
         assert want == KERNEL[path][name], name
+
+
+# Lines of the kernel's level-1 logs of these programs (outside the instruction trace).
+KERNEL_LOG_LINES = {
+    ("real_world.o", "report_leak"): "Unreleased reference id=2 alloc_insn=4\n"
+                                     "BPF_EXIT instruction in main prog would lead to reference leak\n",
+    ("real_world.o", "loop_total"): "stack depth 40+0\n",  # 16 + the 24 bytes of the inlined bpf_loop
+    ("real_world2.o", "total_values"): "stack depth 8+0\n",  # the callback is a subprogram too
+    ("real_world2.o", "read_unbounded"): "arg#0 reference type('UNKNOWN ') size cannot be determined: -22\n"
+                                         "0: R1=ctx() R10=fp0\n",
+}
+
+
+@pytest.mark.parametrize("path,name", sorted(KERNEL_LOG_LINES), ids=[f"{p}:{n}" for p, n in sorted(KERNEL_LOG_LINES)])
+def test_log_lines_outside_the_trace(path: str, name: str) -> None:
+    assert KERNEL_LOG_LINES[path, name] in verify(_object(path).program(name), log_level=1).log
+
+
+def _normalise(log: str) -> str:
+    log = re.sub(r"verification time \d+ usec", "verification time N usec", log)
+    return re.sub(r"^(\d+: \(18\) r\d+ = )\S+ +;", r"\1MAP ;", log, flags=re.M)  # map addresses
+
+
+OBJECTS = sorted(KERNEL) + ["global_funcs.o", "multi_prog.o", "spin_lock.o", "legacy_maps.o"]
+
+
+@pytest.mark.parametrize("path", OBJECTS)
+def test_level_one_logs_equal_the_kernels(path: str) -> None:
+    """Every program's whole level-1 log, but for map addresses and time."""
+    require_kernel()
+    from ebpfvm.kernel.errors import KernelVerifierError
+    from ebpfvm.kernel.objects import open_object
+    obj = _object(path)
+    for program in obj.programs:
+        with open_object(obj) as loaded:
+            try:
+                kernel = loaded.load(program.name, log_level=1).log
+            except KernelVerifierError as exc:
+                kernel = exc.log
+        assert _normalise(verify(program, log_level=1).log) == _normalise(kernel), program.name

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from . import messages as M
 from .checks import Env, Reject
 from .explore import Outcome, Stats, explore
-from .globals import global_functions
+from .globals import global_functions, prototype_problem
 from .state import MAX_BPF_STACK
 from .structure import check_structure
 
@@ -123,6 +123,11 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
         from .log import LogBuilder
         log = LogBuilder(env.program, log_level, env.maps)
     env.global_functions = global_functions(env.program)
+    main_info = next((f for f in getattr(env.program, "functions", ()) or () if f.insn == 0), None)
+    if log is not None and main_info is not None:
+        problem = prototype_problem(env, main_info)
+        if problem is not None:
+            log.note(problem)
     outcome = explore(env, log)
     if outcome.error is None and env.global_functions:
         outcome = _verify_global_functions(env, log, outcome)
@@ -145,7 +150,7 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
         error_text = None
         if error is not None:
             error_text = log.error_lines(error.text, insn, outcome.last_state)
-            if getattr(error, "detail", None):  # the line the kernel prints before the error's own
+            if error.detail:  # lines the kernel prints before the error's own
                 error_text = f"{error.detail}\n{error_text}"
         text = log.finish(error_text, info["time_us"], _stack_depths(env), stats)
     if error is not None:
@@ -186,8 +191,17 @@ def _verify_global_functions(env: Env, log, main):  # type: ignore[no-untyped-de
 
 
 def _stack_depths(env: Env) -> list[int]:
-    """Each subprogram's stack depth, as the log's ``stack depth 8+0``."""
-    insns = env.program.instructions
-    starts = sorted({0} | {pc + 1 + insn.imm for pc, insn in enumerate(insns)
-                           if insn.opcode == 0x85 and insn.src == 1})
-    return [(env.stack_depth.get(s, 0) + 7) // 8 * 8 for s in starts]
+    """Each subprogram's stack depth (callbacks are subprograms too), as the
+    log's ``stack depth 8+0``: rounded up to 8 bytes, plus the 3 slots the
+    kernel adds to a function whose bpf_loop calls it inlines
+    (``optimize_bpf_loop``)."""
+    from .cfg import subprogram_starts
+    starts = subprogram_starts(env.program)
+    ends = starts[1:] + (len(env.program.instructions),)
+    depths = []
+    for start, end in zip(starts, ends):
+        depth = (env.stack_depth.get(start, 0) + 7) // 8 * 8
+        if any(start <= pc < end and inlined for pc, (inlined, _) in env.loop_inline.items()):
+            depth += 3 * 8
+        depths.append(depth)
+    return depths

@@ -62,6 +62,7 @@ def schedule_callback(env, state: State, fid: int, pc: int) -> tuple[int, State]
         return None
     caller = state.frame
     if fid == BPF_FUNC_LOOP:
+        note_loop_inlining(env, state, pc, fn.func)
         demand_precision(env, state.regs[1], state.regs[4])  # the iteration bound and the flags
         if caller.callback_depth >= state.regs[1].var.umax:
             caller.callback_depth = 0  # "bpf_loop iteration limit reached"
@@ -81,20 +82,26 @@ def schedule_callback(env, state: State, fid: int, pc: int) -> tuple[int, State]
         regs[3] = replace(pointer(RegType.PTR_TO_MAP_VALUE), map=outer.regs[1].map)
         regs[4] = outer.regs[3]
     regs[BPF_REG_FP] = replace(pointer(RegType.PTR_TO_STACK), frameno=frameno)
-    outer.callsite = pc
     outer.callback_depth += 1
     caller.callback_depth = 0
     inner.frames.append(Frame(regs, {}, frameno, pc, fn.func, True))
     return (fn.func, inner)
 
 
-def return_to_call_site(env, state: State) -> list[tuple[int, State]]:
-    """The callback's frame is gone: back to the call instruction, whose
-    re-execution schedules the next iteration (the caller's registers are
-    as they were at the call; the caller frame's ``callsite`` is the call
-    it is making, the callee's own may have been reused for a call of its own)."""
-    caller = state.frame
-    site, caller.callsite = caller.callsite, -1
+def note_loop_inlining(env, state: State, pc: int, callback: int) -> None:
+    """``update_loop_inline_state``: the kernel inlines a bpf_loop call when
+    every time it was reached its flags were 0 and its callback the same
+    function; each such call costs its function 24 more bytes of stack."""
+    flags = state.regs[4]
+    zero = flags.is_scalar and flags.var.is_const() and flags.var.value == 0
+    seen = env.loop_inline.get(pc)
+    env.loop_inline[pc] = (zero, callback) if seen is None else (seen[0] and zero and seen[1] == callback, callback)
+
+
+def return_to_call_site(env, state: State, site: int) -> list[tuple[int, State]]:
+    """The callback's frame (created at helper call ``site``) is gone: back
+    to the call instruction, whose re-execution schedules the next iteration
+    (the caller's registers are as they were at the call)."""
     env.callback_returned = True
     return [(site, state)]
 
@@ -108,7 +115,7 @@ def took_callback_return(env) -> bool:
 
 def _same_call_sites(old: State, cur: State) -> bool:
     return len(old.frames) == len(cur.frames) and all(
-        of.callsite == cf.callsite for of, cf in zip(old.frames[:-1], cur.frames[:-1]))
+        of.callsite == cf.callsite for of, cf in zip(old.frames, cur.frames))
 
 
 def widen_after_callback(env, pc: int, state: State, checkpoint) -> None:

@@ -40,11 +40,13 @@ MAX_PACKET_OFF = 0xFFFF
 
 
 class Reject(Exception):
-    """A rejection at the current instruction: the kernel's message and errno."""
+    """A rejection at the current instruction: the kernel's message and errno
+    (and ``detail``: lines the kernel logs just before that message)."""
 
     def __init__(self, message: M.Message, **fields: object) -> None:
         self.text = message(**fields)
         self.errno = message.errno or "EINVAL"
+        self.detail = ""
         super().__init__(self.text)
 
 
@@ -69,6 +71,8 @@ class Env:
     global_functions: dict = field(default_factory=dict)  # entry slot -> globals.GlobalFunction
     called_globals: dict = field(default_factory=dict)  # the global functions a path called, in call order
     notes: list = field(default_factory=list)  # lines the last instruction wants in the log after it
+    ref_sites: dict = field(default_factory=dict)  # reference id -> the instruction that acquired it
+    loop_inline: dict = field(default_factory=dict)  # bpf_loop call -> (can be inlined, callback) (.callbacks)
 
 
 def inner_map_index(env: Env, outer: int) -> int | None:

@@ -254,7 +254,7 @@ def _read_frame(stack_live: StackLiveness, state: State, frameno: int, pc: int, 
     if frameno >= len(state.frames) - 1:
         stack_live.read(pc, mask)
     else:
-        stack_live.read(state.frames[frameno].callsite, mask)
+        stack_live.read(state.frames[frameno + 1].callsite, mask)  # the frame's pending call
 
 
 def _maybe_looping(old: State, cur: State) -> bool:

@@ -66,6 +66,16 @@ def argument_kinds(env: Env, fn: GlobalFunction) -> list[tuple[str, int]]:
     return kinds
 
 
+def prototype_problem(env: Env, info) -> str | None:  # info: ebpfvm.program.FunctionInfo
+    """What ``btf_prepare_func_args`` logs about a prototype it cannot use
+    (for the main program the kernel logs it and goes on: r1 is the context)."""
+    try:
+        argument_kinds(env, GlobalFunction(0, info.insn, info.name, info.params, info.returns_scalar))
+    except Reject as exc:
+        return exc.text
+    return None
+
+
 def _check_argument(env: Env, state: State, i: int, kind: str, size: int) -> None:
     """``btf_check_func_arg_match`` for parameter ``i`` (register ``i + 1``)."""
     regno = i + 1

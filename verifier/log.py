@@ -281,10 +281,14 @@ class LogBuilder:
             return  # another column of the line just printed: the kernel prints a line once
         self.buf.append(f"; {li.text.lstrip()} @ {os.path.basename(li.file)}:{li.line}\n")
 
-    def function_start(self, line: str) -> None:
-        """A global function's verification begins (``Validating f() func#N...``)."""
+    def note(self, line: str) -> None:
+        """A line of the kernel's outside the instruction trace."""
         self._flush()
         self.buf.append(line + "\n")
+
+    def function_start(self, line: str) -> None:
+        """A global function's verification begins (``Validating f() func#N...``)."""
+        self.note(line)
         self.started = False
 
     def function_verified(self, line: str | None) -> None:

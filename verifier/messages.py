@@ -244,6 +244,7 @@ STACK_INDIRECT_BOUNDS = Message("invalid indirect access to stack R{reg} off={of
 MAP_FUNC_MISMATCH = Message("cannot pass map_type {map_type} into func {name}#{id}", "EINVAL",
                             "check_map_func_compatibility")
 TAIL_CALL_MAP = Message("expected prog array map for tail call", "EINVAL", "record_func_key")
+UNRELEASED_REFERENCE = Message("Unreleased reference id={id} alloc_insn={insn}", "", "check_reference_leak")
 REFERENCE_LEAK = Message("BPF_EXIT instruction in main prog would lead to reference leak", "EINVAL",
                          "check_reference_leak")
 RELEASE_NO_REF = Message("R{reg} must be referenced when passed to release function", "EINVAL",

@@ -186,7 +186,7 @@ class Frame:
     regs: list[Reg]
     stack: dict[int, StackSlot]
     frameno: int = 0
-    callsite: int = -1
+    callsite: int = -1  # the call instruction that created this frame (-1: the entry function's)
     subprog: int = 0
     in_callback: bool = False  # a bpf_loop / for_each_map_elem callback: R0 must be in [0, 1]
     callback_depth: int = 0  # bpf_loop callbacks simulated from this frame's call site so far

@@ -555,6 +555,7 @@ def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
         state.fresh_id()  # the kernel numbers the maybe-NULL result, then the reference replaces it
         rid = state.fresh_id()
         state.refs = state.refs + (rid,)
+        env.ref_sites[rid] = pc
         state.regs[0] = replace(pointer(RegType.PTR_TO_RINGBUF_MEM_OR_NULL), id=rid, ref_obj_id=rid,
                                 mem_size=meta.alloc_size)
     elif ret is RetKind.PTR_TO_MEM_OR_NULL:
@@ -629,7 +630,6 @@ def _local_call(env: Env, state: State, insn: Instruction, pc: int) -> list:
         regs[r] = caller.regs[r]
     frameno = len(state.frames)
     regs[BPF_REG_FP] = replace(pointer(RegType.PTR_TO_STACK), frameno=frameno)
-    caller.callsite = pc
     state.frames.append(Frame(regs, {}, frameno, pc, target))
     return [(target, state)]
 
@@ -644,15 +644,16 @@ def _exit(env: Env, state: State, insn: Instruction, pc: int) -> list:
         caller = state.frame
         if callee.in_callback:
             check_callback_return(env, r0)
-            return return_to_call_site(env, state)
+            return return_to_call_site(env, state, callee.callsite)
         for r in range(1, 6):
             caller.regs[r] = NOT_INIT
         caller.regs[0] = r0
-        ret = caller.callsite
-        caller.callsite = -1
-        return [(ret + 1, state)]
+        return [(callee.callsite + 1, state)]
     if state.refs:
-        raise Reject(M.REFERENCE_LEAK)
+        leak = Reject(M.REFERENCE_LEAK)
+        leak.detail = "\n".join(M.UNRELEASED_REFERENCE(id=rid, insn=env.ref_sites.get(rid, -1))
+                                for rid in state.refs)
+        raise leak
     check_return(env, state)
     return []
 

@@ -33,7 +33,7 @@ def _param(btf: Btf, type_id: int) -> FunctionParam:
     if not isinstance(t, Ptr):
         return FunctionParam("other", f"{_KIND_WORDS.get(t.kind, 'UNKNOWN')} {t.name}")
     if t.type == 0:
-        return FunctionParam("pointer", "void ", None)
+        return FunctionParam("pointer", "UNKNOWN ", None)  # (btf_type_str of void)
     target = skip_modifiers(btf, t.type)
     try:
         size: int | None = type_size(btf, t.type)
