@@ -337,8 +337,9 @@ class LogBuilder:
         if (insn.opcode & 0x07) in (0x04, 0x07) and not insn.opcode & 0x08:
             regs = {insn.dst}
         slots = {i for i, s in state.frame.stack.items() if old_stack.get(i) is not s}
-        if (insn.opcode & 0x07) in (0x05, 0x06):
+        if (insn.opcode & 0x07) in (0x05, 0x06) and insn.opcode & 0xF0 != 0x80:
             slots = set()  # a branch scratches only its registers, not slots it refined by id
+            # (a helper call scratches the stack bytes it wrote)
         if (insn.opcode & 0x07) == 0x01:  # a load from the stack scratches the slot read
             base = old_regs[insn.src]
             if base.type is RegType.PTR_TO_STACK and base.var.is_const():
