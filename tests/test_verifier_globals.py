@@ -28,6 +28,7 @@ EXPECTED = {
     "masked_index": ("reject", "R3 bitwise operator |= on pointer prohibited"),
     "pointer_as_scalar": ("reject", "Caller passes invalid args into func#1 ('identity')"),
     "nested_globals": ("accept", None),
+    "void_global": ("reject", "Caller passes invalid args into func#1 ('touch')"),
 }
 
 
@@ -92,3 +93,26 @@ def test_matches_the_kernel(obj, name: str) -> None:  # type: ignore[no-untyped-
     ours = verify(program, log_level=1)
     assert _normalise(ours.log) == _normalise(kernel)
     assert ours.verdict == EXPECTED[name][0]
+
+
+def _with_functions(program, *functions):  # type: ignore[no-untyped-def]
+    from ebpfvm.program import Program
+    return Program(program.instructions, prog_type="socket_filter", functions=functions)
+
+
+def test_prototypes_the_kernel_cannot_use_are_refused_at_the_call() -> None:
+    """btf_prepare_func_args' refusals (hand-made prototypes: clang does not
+    emit these; a void one is in the fixture), then ``Caller passes invalid args``."""
+    from ebpfvm import assemble
+    from ebpfvm.program import FunctionInfo
+    program = assemble("mov %r1, 1\ncall local f\nexit\nf:\nmov %r0, 0\nexit")
+    main = FunctionInfo(0, "main", True, (FunctionParam("pointer", "struct __sk_buff", 192),))
+    for params, returns, line in [
+        ((FunctionParam("scalar"),) * 6, True, "Global function f() with 6 > 5 args. Buggy compiler."),
+        ((FunctionParam("pointer", "UNKNOWN ", None),), True,
+         "arg#0 reference type('UNKNOWN ') size cannot be determined: -22"),
+        ((FunctionParam("other", "struct pair"),), True, "Arg#0 type struct in f() is not supported yet."),
+    ]:
+        result = verify(_with_functions(program, main, FunctionInfo(3, "f", True, params, returns)), log_level=1)
+        assert result.error.message == "Caller passes invalid args into func#1 ('f')"
+        assert f"{line}\nCaller passes invalid args into func#1 ('f')\n" in result.log

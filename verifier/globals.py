@@ -47,6 +47,8 @@ def global_functions(program: object) -> dict[int, GlobalFunction]:
 
 def argument_kinds(env: Env, fn: GlobalFunction) -> list[tuple[str, int]]:
     """``btf_prepare_func_args``: ("scalar" | "ctx" | "mem", size) per parameter."""
+    if len(fn.params) > MAX_ARGS:
+        raise Reject(M.GLOBAL_TOO_MANY_ARGS, name=fn.name, n=len(fn.params), max=MAX_ARGS)
     if not fn.returns_scalar:
         raise Reject(M.GLOBAL_RETURN_NOT_SCALAR, name=fn.name)
     ctx_struct = f"struct {env.layout.struct}" if env.layout is not None else None

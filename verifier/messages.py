@@ -270,6 +270,8 @@ GLOBAL_ARG_SIZE = Message("arg#{arg} reference type('{type}') size cannot be det
                           "btf_prepare_func_args")
 GLOBAL_ARG_UNSUPPORTED = Message("Arg#{arg} type {type} in {name}() is not supported yet.", "EINVAL",
                                  "btf_prepare_func_args")
+GLOBAL_TOO_MANY_ARGS = Message("Global function {name}() with {n} > {max} args. Buggy compiler.", "EINVAL",
+                               "btf_prepare_func_args")
 GLOBAL_RETURN_NOT_SCALAR = Message("Global function {name}() doesn't return scalar. Only those are supported.",
                                    "EINVAL", "btf_prepare_func_args")
 GLOBAL_VALIDATING = Message("Validating {name}() func#{n}...", "", "do_check_common")
