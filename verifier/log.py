@@ -309,11 +309,6 @@ class LogBuilder:
             return
         insn = self.program.instructions[pc]
         state = successors[0][1]
-        if notes:  # lines the instruction printed (a global call), then the state on a line of its own
-            self._flush()
-            self.buf.extend(note + "\n" for note in notes)
-            self.buf.append(f"{successors[0][0]}: {format_state(state, self.maps, regs=range(6))}\n")
-            return
         _, old_regs, old_stack = pending
         old_frame, depth = self._frame
         if insn.opcode == 0x85 and insn.src == 1 and len(state.frames) > depth:
@@ -345,6 +340,11 @@ class LogBuilder:
             if base.type is RegType.PTR_TO_STACK and base.var.is_const():
                 slots.add((-(base.off + base.var.value + insn.off) - 1) // 8)
         text = format_state(state, self.maps, regs=regs, slots=slots)
+        if notes:  # lines the instruction printed (a global call): the state goes on a line of its own
+            self._flush()
+            self.buf.extend(note + "\n" for note in notes)
+            self.buf.append(f"{successors[0][0]}: {text}\n")
+            return
         if not text and insn.opcode != 0x85:
             return  # nothing scratched; a helper call always scratches r0-r5, even all uninitialised
         line = self.buf[-1][:-1]
