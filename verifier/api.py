@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from . import messages as M
 from .checks import Env, Reject
 from .explore import Outcome, Stats, explore
-from .globals import global_functions, prototype_problem
+from .globals import entry_state, global_functions, main_prototype_problem
 from .state import MAX_BPF_STACK
 from .structure import check_structure
 
@@ -123,11 +123,9 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
         from .log import LogBuilder
         log = LogBuilder(env.program, log_level, env.maps)
     env.global_functions = global_functions(env.program)
-    main_info = next((f for f in getattr(env.program, "functions", ()) or () if f.insn == 0), None)
-    if log is not None and main_info is not None:
-        problem = prototype_problem(env, main_info)
-        if problem is not None:
-            log.note(problem)
+    note = main_prototype_problem(env)
+    if log is not None and note is not None:
+        log.note(note)
     outcome = explore(env, log)
     if outcome.error is None and env.global_functions:
         outcome = _verify_global_functions(env, log, outcome)
@@ -160,9 +158,7 @@ def verify(program, *, prog_type: str | None = None, log_level: int = 0, prog_fl
 
 def _verify_global_functions(env: Env, log, main):  # type: ignore[no-untyped-def]
     """``do_check_subprogs``: each global function a path called, once, on its
-    own (in call order, again while verifying them calls new ones)."""
-    from .explore import explore
-    from .globals import entry_state
+    own, by function number (and again while verifying them calls new ones)."""
     outcome = main
     if log is not None:
         log.function_verified(None)

@@ -68,9 +68,13 @@ def argument_kinds(env: Env, fn: GlobalFunction) -> list[tuple[str, int]]:
     return kinds
 
 
-def prototype_problem(env: Env, info) -> str | None:  # info: ebpfvm.program.FunctionInfo
-    """What ``btf_prepare_func_args`` logs about a prototype it cannot use
-    (for the main program the kernel logs it and goes on: r1 is the context)."""
+def main_prototype_problem(env: Env) -> str | None:
+    """What ``btf_prepare_func_args`` logs about the main function's
+    prototype when it cannot use it; the kernel logs it and goes on (r1 is
+    the context whatever the prototype says)."""
+    info = next((f for f in getattr(env.program, "functions", ()) or () if f.insn == 0), None)
+    if info is None:
+        return None
     try:
         argument_kinds(env, GlobalFunction(0, info.insn, info.name, info.params, info.returns_scalar))
     except Reject as exc:
