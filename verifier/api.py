@@ -62,10 +62,9 @@ def _combined_stack(env: Env) -> Reject | None:
     CONFIG_BPF_JIT_ALWAYS_ON); a kernel running BPF in its interpreter rounds
     to 32 and so refuses a little more."""
     program = env.program
-    from .cfg import ControlFlowGraph
-    cfg = ControlFlowGraph(program)
+    from .cfg import subprograms
     calls: dict[int, list[int]] = {}
-    for sub in cfg.subprograms:
+    for sub in subprograms(program):
         calls[sub.start] = [pc + 1 + program.instructions[pc].imm for pc in sub.slots
                             if program.instructions[pc].opcode == 0x85 and program.instructions[pc].src == 1]
 

@@ -75,6 +75,14 @@ class Env:
     loop_inline: dict = field(default_factory=dict)  # bpf_loop call -> (can be inlined, callback) (.callbacks)
 
 
+def live_registers(env: Env) -> list[int]:
+    """The registers live before each instruction (``verifier.liveness``), computed once."""
+    if env.live_regs is None:
+        from .liveness import helper_arg_counter, live_regs_before
+        env.live_regs = live_regs_before(env.program, helper_arg_counter(env.ptype))
+    return env.live_regs
+
+
 def inner_map_index(env: Env, outer: int) -> int | None:
     """The index in ``env.maps`` of the inner map template (``inner_map_meta``)
     of map-in-map ``outer``, appended on first use; None when ``outer`` is not

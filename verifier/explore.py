@@ -49,14 +49,8 @@ from .callbacks import (
     widen_after_callback,
 )
 from .cfg import is_ldimm64, is_pseudo_call, is_pseudo_func
-from .checks import Env, Reject
-from .liveness import (
-    ALL_SLOTS,
-    StackLiveness,
-    helper_arg_counter,
-    live_regs_before,
-    slot_mask,
-)
+from .checks import Env, Reject, live_registers
+from .liveness import ALL_SLOTS, StackLiveness, slot_mask
 from .state import NOT_INIT, RegType, State, initial_state, state_key, state_within
 from .transfer import step
 
@@ -146,7 +140,7 @@ class Visited:
         self.buckets: dict[int, list[Checkpoint]] = {}
         self.points = prune_points(program)
         self.callback_sites = callback_sites(program)
-        self.live_regs = live_regs_before(program, helper_arg_counter(env.ptype))
+        self.live_regs = live_registers(env)
         self.stack_live = StackLiveness(program)
         self.stats = stats
         self.live = 0  # checkpoints in buckets plus evicted unfinished ones

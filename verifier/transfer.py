@@ -27,10 +27,10 @@ from .checks import (
     check_return,
     check_write_reg,
     inner_map_index,
+    live_registers,
     read_reg,
 )
 from .domains import S64_MIN, Cmp, ScalarBounds, branch_taken, refine, swap
-from .liveness import helper_arg_counter, live_regs_before
 from .precision import demand_precision, derived
 from .state import (
     BPF_REG_FP,
@@ -384,9 +384,7 @@ _NOT_NULL = frozenset({RegType.PTR_TO_MAP_VALUE, RegType.PTR_TO_MAP_KEY, RegType
 
 def _live_before(env: Env, pc: int) -> int:
     """The registers live before instruction ``pc`` (a bit per register)."""
-    if env.live_regs is None:
-        env.live_regs = live_regs_before(env.program, helper_arg_counter(env.ptype))
-    return env.live_regs[pc]
+    return live_registers(env)[pc]
 
 
 def _refine_scalars(state: State, insn: Instruction, x: bool, dst: Reg, src: Reg, cmp: Cmp, is32: bool,

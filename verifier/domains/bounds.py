@@ -245,11 +245,19 @@ class _Reg:
         var32 = var64.subreg().intersect(Tnum.range(self.u32_min, self.u32_max))
         self.var_off = var64.clear_subreg().or_(var32)
 
+    def _fields(self) -> tuple:
+        return (self.smin, self.smax, self.umin, self.umax, self.s32_min, self.s32_max, self.u32_min,
+                self.u32_max, self.var_off)
+
     def sync(self) -> None:
+        """``reg_bounds_sync``: three rounds of deduction (a round that changes
+        nothing is a fixpoint: the rest would change nothing either)."""
         self.update()
-        self.deduce()
-        self.deduce()
-        self.deduce()
+        for _ in range(3):
+            before = self._fields()
+            self.deduce()
+            if self._fields() == before:
+                break
         self.bound_offset()
         self.update()
 
