@@ -51,6 +51,16 @@ KERNEL = {"real_world.o": {
     "classify": ("accept", None, 25),
     "index_too_large": ("reject", "invalid variable-offset read from stack R2 var_off=(0x0; 0xff) off=-16 size=1", 9),
     "return_pointer": ("accept", None, 10),
+}, "real_world4.o": {
+    "pop_header": ("accept", None, 20),
+    "stale_after_adjust": ("reject", "R6 invalid mem access 'scalar'", 9),
+    "redirect_by_byte": ("accept", None, 13),
+    "stale_after_store": ("reject", "R6 invalid mem access 'scalar'", 14),
+    "perf_record": ("accept", None, 12),
+    "ring_variable": ("accept", None, 15),
+    "string_length": ("accept", None, 18),
+    "cgroup_count": ("accept", None, 6),
+    "cgroup_bad_return": ("reject", "At program exit the register R0 has smin=7 smax=7 should have been in [0, 3]", 2),
 }}
 CASES = [(path, name) for path, programs in KERNEL.items() for name in sorted(programs)]
 
