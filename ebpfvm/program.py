@@ -29,9 +29,9 @@ class LineInfo:
 @dataclass(frozen=True)
 class FunctionParam:
     """One parameter of a function, as its BTF prototype declares it: a
-    ``scalar`` (integer or enum), a ``pointer`` (to ``target``, e.g. "struct
-    __sk_buff", of ``size`` bytes; None when BTF cannot size it) or ``other``
-    (struct by value, float...)."""
+    ``scalar`` (integer or enum), a ``pointer`` (to ``target``, named as the
+    kernel's messages do, e.g. "STRUCT __sk_buff", of ``size`` bytes; None
+    when BTF cannot size it) or ``other`` (struct by value, float...)."""
 
     kind: str
     target: str = ""

@@ -29,6 +29,7 @@ EXPECTED = {
     "pointer_as_scalar": ("reject", "Caller passes invalid args into func#1 ('identity')"),
     "nested_globals": ("accept", None),
     "void_global": ("reject", "Caller passes invalid args into func#1 ('touch')"),
+    "opaque_pointer": ("reject", "Caller passes invalid args into func#1 ('is_set')"),
 }
 
 
@@ -40,11 +41,11 @@ def obj():  # type: ignore[no-untyped-def]
 def test_the_loader_reads_linkage_and_prototypes(obj) -> None:  # type: ignore[no-untyped-def]
     functions = {f.name: f for f in obj.program("nested_globals").functions}
     assert functions["nested_globals"].insn == 0 and functions["nested_globals"].is_global
-    assert functions["nested_globals"].params == (FunctionParam("pointer", "struct __sk_buff", 192),)
+    assert functions["nested_globals"].params == (FunctionParam("pointer", "STRUCT __sk_buff", 192),)
     assert functions["outer"].is_global and functions["outer"].params == (FunctionParam("scalar"),)
     assert functions["inner"].insn > functions["outer"].insn > 0
     maybe_null = {f.name: f for f in obj.program("maybe_null_arg").functions}["first_byte"]
-    assert maybe_null.params == (FunctionParam("pointer", "int unsigned char", 1),)
+    assert maybe_null.params == (FunctionParam("pointer", "INT unsigned char", 1),)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -102,17 +103,21 @@ def _with_functions(program, *functions):  # type: ignore[no-untyped-def]
 
 def test_prototypes_the_kernel_cannot_use_are_refused_at_the_call() -> None:
     """btf_prepare_func_args' refusals (hand-made prototypes: clang does not
-    emit these; a void one is in the fixture), then ``Caller passes invalid args``."""
+    emit these; void and unsizable ones are in the fixture), then ``Caller passes invalid args``."""
     from ebpfvm import assemble
     from ebpfvm.program import FunctionInfo
     program = assemble("mov %r1, 1\ncall local f\nexit\nf:\nmov %r0, 0\nexit")
-    main = FunctionInfo(0, "main", True, (FunctionParam("pointer", "struct __sk_buff", 192),))
+    main = FunctionInfo(0, "main", True, (FunctionParam("pointer", "STRUCT __sk_buff", 192),))
     for params, returns, line in [
         ((FunctionParam("scalar"),) * 6, True, "Global function f() with 6 > 5 args. Buggy compiler."),
-        ((FunctionParam("pointer", "UNKNOWN ", None),), True,
-         "arg#0 reference type('UNKNOWN ') size cannot be determined: -22"),
-        ((FunctionParam("other", "struct pair"),), True, "Arg#0 type struct in f() is not supported yet."),
+        ((FunctionParam("other", "STRUCT pair"),), True, "Arg#0 type STRUCT in f() is not supported yet."),
     ]:
         result = verify(_with_functions(program, main, FunctionInfo(3, "f", True, params, returns)), log_level=1)
         assert result.error.message == "Caller passes invalid args into func#1 ('f')"
         assert f"{line}\nCaller passes invalid args into func#1 ('f')\n" in result.log
+
+
+def test_an_unsizable_pointer_is_named_as_the_kernel_names_it(obj) -> None:  # type: ignore[no-untyped-def]
+    log = verify(obj.program("opaque_pointer"), log_level=1).log
+    assert ("arg#0 reference type('FWD opaque') size cannot be determined: -22\n"
+            "Caller passes invalid args into func#1 ('is_set')\n") in log

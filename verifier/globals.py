@@ -51,7 +51,7 @@ def argument_kinds(env: Env, fn: GlobalFunction) -> list[tuple[str, int]]:
         raise Reject(M.GLOBAL_TOO_MANY_ARGS, name=fn.name, n=len(fn.params), max=MAX_ARGS)
     if not fn.returns_scalar:
         raise Reject(M.GLOBAL_RETURN_NOT_SCALAR, name=fn.name)
-    ctx_struct = f"struct {env.layout.struct}" if env.layout is not None else None
+    ctx_struct = f"STRUCT {env.layout.struct}" if env.layout is not None else None
     kinds = []
     for i, param in enumerate(fn.params):
         if param.kind == "pointer" and param.target == ctx_struct:

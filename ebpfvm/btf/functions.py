@@ -14,10 +14,12 @@ from .resolve import skip_modifiers, type_size
 from .types import Btf, Enum, Func, FuncProto, Int, Kind, Ptr
 
 GLOBAL_LINKAGE = 1
-# The kernel's btf_type_str names (its "reference type('%s %s')" messages).
-_KIND_WORDS = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind.ENUM64: "enum64",
-               Kind.FWD: "fwd", Kind.FUNC_PROTO: "func_proto", Kind.FUNC: "func", Kind.INT: "int",
-               Kind.PTR: "ptr", Kind.ARRAY: "array", Kind.FLOAT: "float", Kind.TYPEDEF: "typedef"}
+
+
+def _kind_text(t) -> str:  # type: ignore[no-untyped-def]
+    """A type as the kernel's messages name it (``btf_type_str`` and the name:
+    "STRUCT __sk_buff", "INT unsigned char", "UNKNOWN " for void)."""
+    return f"{'UNKNOWN' if t.kind is Kind.VOID else t.kind.name} {t.name}"
 
 
 def _is_scalar(btf: Btf, type_id: int) -> bool:
@@ -31,15 +33,15 @@ def _param(btf: Btf, type_id: int) -> FunctionParam:
     if isinstance(t, (Int, Enum)):
         return FunctionParam("scalar")
     if not isinstance(t, Ptr):
-        return FunctionParam("other", f"{_KIND_WORDS.get(t.kind, 'UNKNOWN')} {t.name}")
+        return FunctionParam("other", _kind_text(t))
     if t.type == 0:
-        return FunctionParam("pointer", "UNKNOWN ", None)  # (btf_type_str of void)
+        return FunctionParam("pointer", "UNKNOWN ", None)  # void
     target = skip_modifiers(btf, t.type)
     try:
         size: int | None = type_size(btf, t.type)
     except BtfError:
         size = None
-    return FunctionParam("pointer", f"{_KIND_WORDS.get(target.kind, 'UNKNOWN')} {target.name}", size)
+    return FunctionParam("pointer", _kind_text(target), size)
 
 
 def describe_functions(btf: Btf, func_info: Iterable[tuple[int, int]]) -> tuple[FunctionInfo, ...]:
