@@ -581,6 +581,7 @@ class CallMeta:
     release_ref: int = 0
     pending_mem: tuple[int, Reg, bool] | None = None  # (regno, pointer, uninit) awaiting its size argument
     const_key: int = -1  # the map key known now (constant_map_key), array maps only; -1 when unknown
+    msize_max: int = 0  # the largest value of the last size argument (msize_max_value)
 
 
 def check_helper_args(env: Env, state: State, proto: Prototype, name: str, helper: int) -> CallMeta:
@@ -627,6 +628,7 @@ def check_helper_args(env: Env, state: State, proto: Prototype, name: str, helpe
                 raise Reject(M.ZERO_SIZE, reg=regno)
             if var.umax >= BPF_MAX_VAR_OFF:
                 raise Reject(M.SIZE_UNBOUNDED, reg=regno)
+            meta.msize_max = var.umax
             if meta.pending_mem is not None:
                 mregno, mreg, uninit = meta.pending_mem
                 access_for_helper(env, state, mregno, mreg, var.umax, write=uninit, zero_ok=zero_ok)

@@ -9,6 +9,8 @@ checks live in :mod:`.checks`; a failed one raises ``Reject``.
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import replace
 
 from ebpfvm.helpers import default_registry
@@ -561,7 +563,7 @@ def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
     elif ret is RetKind.VOID:
         state.regs[0] = NOT_INIT  # reading r0 after a void helper is "R0 !read_ok"
     else:
-        state.regs[0] = scalar()
+        state.regs[0] = scalar(_result_bounds(fid, meta))
     if fid in _CHANGES_PKT:
         state.map_regs(lambda r: scalar() if r.type in PACKET_TYPES or r.type is RegType.PTR_TO_PACKET_END else r)
     if fid == 12:  # a tail call that fails falls through
@@ -571,6 +573,34 @@ def _call(env: Env, state: State, insn: Instruction, pc: int) -> list:
         # times) and the callback's entry waits; its exit comes back here.
         return [(pc + 1, state), callback]
     return [(pc + 1, state)]
+
+
+# do_refine_retval_range: string reads and stack dumps return at most their
+# size argument, or a negative errno; the CPU number is below nr_cpu_ids.
+_SIZE_BOUNDED_RESULT = frozenset({45, 67, 114, 115, 141})  # probe_read{,_user,_kernel}_str, get_{task_}stack
+_GET_SMP_PROCESSOR_ID = 8
+MAX_ERRNO = 4095
+
+
+@functools.cache
+def possible_cpus() -> int:
+    """``nr_cpu_ids`` of this machine (/sys/devices/system/cpu/possible)."""
+    try:
+        text = open("/sys/devices/system/cpu/possible").read().strip()
+        return int(text.split(",")[-1].split("-")[-1]) + 1
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
+def _result_bounds(fid: int, meta) -> ScalarBounds | None:
+    if fid in _SIZE_BOUNDED_RESULT:
+        return ScalarBounds.from_ranges(smin=-MAX_ERRNO, smax=meta.msize_max,
+                                        s32_min=-MAX_ERRNO, s32_max=meta.msize_max)
+    if fid == _GET_SMP_PROCESSOR_ID:
+        last = possible_cpus() - 1
+        return ScalarBounds.from_ranges(umin=0, umax=last, smin=0, smax=last,
+                                        u32_min=0, u32_max=last, s32_min=0, s32_max=last)
+    return None
 
 
 def _lookup_cannot_fail(fid: int, definition, meta) -> bool:
