@@ -102,7 +102,8 @@ def _check_argument(env: Env, state: State, i: int, kind: str, size: int) -> Non
                             RegType.PTR_TO_PACKET_META):
             raise Reject(M.ARG_TYPE, reg=regno, type=reg.type, expected=RegType.PTR_TO_STACK)
         access_for_helper(env, state, regno, reg, size, False)
-        access_for_helper(env, state, regno, reg, size, True)
+        if reg.type is not RegType.PTR_TO_STACK:  # (a write check on the stack would mark the bytes written)
+            access_for_helper(env, state, regno, reg, size, True)
 
 
 def call_global(env: Env, state: State, pc: int, fn: GlobalFunction) -> list:
