@@ -145,7 +145,7 @@ def stats_line(stats) -> str:
 
 
 def _used_regs(insn) -> tuple[set[int], set[int]]:
-    """(read, written) registers of one instruction, as liveness sees them."""
+    """(read, written) registers of one instruction: what its log annotation shows."""
     op = insn.opcode
     cls = op & 0x07
     if cls in (0x04, 0x07):  # ALU / ALU64
@@ -158,6 +158,12 @@ def _used_regs(insn) -> tuple[set[int], set[int]]:
     if cls == 0x01:  # LDX
         return {insn.src}, {insn.dst}
     if cls == 0x03:  # STX
+        if op & 0xE0 == 0xC0:  # atomics: cmpxchg compares and loads r0, the fetch forms load src
+            imm = insn.imm & 0xFFFF_FFFF
+            if imm == 0xF1:
+                return {0, insn.src, insn.dst}, {0}
+            if imm & 0x01:
+                return {insn.src, insn.dst}, {insn.src}
         return {insn.src, insn.dst}, set()
     if cls == 0x02:  # ST
         return {insn.dst}, set()
