@@ -346,11 +346,11 @@ def explore(env: Env, log=None, entry: int = 0, start: State | None = None, stat
             except Reject as exc:
                 return Outcome(exc, pc, stats, state)
             needs.after(state, pc, depth, before, successors, history, cp)
+            if took_callback_return(env):  # (before the log prints the state it returns with)
+                widen_after_callback(env, successors[0][0], successors[0][1], cp)
             if log is not None:
                 log.after(pc, successors, env.notes)
             env.notes.clear()
-            if took_callback_return(env):
-                widen_after_callback(env, successors[0][0], successors[0][1], cp)
             if not _advance(successors, stack, cp, log, pc, history):
                 _finish(cp, visited)
                 break
