@@ -250,3 +250,16 @@ def test_bad_bpf_loop_callback_matches_kernel(case):
         with open_object(obj) as loaded:
             loaded.load("sum_squares")
     assert result.error.message == info.value.error_line
+
+
+def test_a_variable_offset_stack_load_has_the_loads_width() -> None:
+    """``ldxb`` at a variable stack offset gives a byte, [0, 255]
+    (coerce_reg_to_size), so ``if r0 > 255`` is decided: 9 instructions and
+    this annotation, as the 6.18 kernel logs them."""
+    program = assemble("ldxw %r1, [%r1+0]\nand %r1, 7\nstdw [%r10-8], 5\nmov %r2, %r10\nadd %r2, -8\n"
+                       "add %r2, %r1\nldxb %r0, [%r2+0]\njgt %r0, 255, +1\nexit\nmov %r0, 0\nexit")
+    result = verify(program, prog_type="socket_filter", log_level=2)
+    assert result.stats["processed_insns"] == 9
+    assert ("6: (71) r0 = *(u8 *)(r2 +0)           ; R0=scalar(smin=smin32=0,smax=umax=smax32=umax32=255,"
+            "var_off=(0x0; 0xff)) R2=fp(off=-8,smin=smin32=0,smax=umax=smax32=umax32=7,var_off=(0x0; 0x7)) "
+            "fp-8=5\n") in result.log

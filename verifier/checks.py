@@ -354,7 +354,10 @@ def stack_read(env: Env, state: State, regno: int, reg: Reg, off: int, size: int
         for addr in range(lo, hi):
             if frame.byte_kind(addr) is Slot.INVALID and not env.privileged:
                 raise Reject(M.STACK_VAR_READ_UNINIT, reg=regno, var=reg.var.var_off, i=addr - lo, size=size)
-        return scalar()
+        # mark_reg_stack_read: zero when every byte it may read is, else unknown (of the load's width)
+        if all(frame.byte_kind(addr) is Slot.ZERO for addr in range(lo, hi)):
+            return const(0)
+        return scalar(_sized(size))
     index = (-lo - 1) // 8
     slot = frame.stack.get(index)
     if slot is not None and slot.spilled is not None and slot.kinds[0] is Slot.SPILL:

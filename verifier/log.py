@@ -341,10 +341,10 @@ class LogBuilder:
         if (insn.opcode & 0x07) in (0x05, 0x06) and insn.opcode & 0xF0 != 0x80:
             slots = set()  # a branch scratches only its registers, not slots it refined by id
             # (a helper call scratches the stack bytes it wrote)
-        if (insn.opcode & 0x07) == 0x01:  # a load from the stack scratches the slot read
+        if (insn.opcode & 0x07) == 0x01:  # a load from the stack scratches the (lowest) slot it reads
             base = old_regs[insn.src]
-            if base.type is RegType.PTR_TO_STACK and base.var.is_const():
-                slots.add((-(base.off + base.var.value + insn.off) - 1) // 8)
+            if base.type is RegType.PTR_TO_STACK:
+                slots.add((-(base.off + base.var.smin + insn.off) - 1) // 8)
         text = format_state(state, self.maps, regs=regs, slots=slots)
         if notes:  # lines the instruction printed (a global call): the state goes on a line of its own
             self._flush()
