@@ -263,3 +263,16 @@ def test_a_variable_offset_stack_load_has_the_loads_width() -> None:
     assert ("6: (71) r0 = *(u8 *)(r2 +0)           ; R0=scalar(smin=smin32=0,smax=umax=smax32=umax32=255,"
             "var_off=(0x0; 0xff)) R2=fp(off=-8,smin=smin32=0,smax=umax=smax32=umax32=7,var_off=(0x0; 0x7)) "
             "fp-8=5\n") in result.log
+
+
+@pytest.mark.parametrize("opcode,dst,src,off,reg", [(0x0F, 1, 11, 0, 11), (0x0F, 11, 1, 0, 11),
+                                                    (0x61, 12, 1, 0, 12), (0x7B, 10, 13, -8, 13)])
+def test_a_register_beyond_r10_is_the_kernels_rejection(opcode: int, dst: int, src: int, off: int,
+                                                        reg: int) -> None:
+    """Reached with a register that does not exist: ``R11 is invalid``
+    (the 6.18 kernel's line, EINVAL), not a crash of the precision tracking."""
+    from ebpfvm.isa.instruction import Instruction
+    program = Program([Instruction(0xB7, 0, 0, 0, 0), Instruction(opcode, dst, src, off, 0),
+                       Instruction(0x95, 0, 0, 0, 0)])
+    error = verify(program, prog_type="socket_filter").error
+    assert (error.insn, error.message, error.errno) == (1, f"R{reg} is invalid", "EINVAL")

@@ -51,7 +51,7 @@ from .callbacks import (
 from .cfg import is_ldimm64, is_pseudo_call, is_pseudo_func
 from .checks import Env, Reject, live_registers
 from .liveness import ALL_SLOTS, StackLiveness, slot_mask
-from .state import NOT_INIT, RegType, State, initial_state, state_key, state_within
+from .state import BPF_REG_FP, NOT_INIT, RegType, State, initial_state, state_key, state_within
 from .transfer import step
 
 COMPLEXITY_LIMIT = int(os.environ.get("EBPFVM_LIMIT", "1000000"))
@@ -339,8 +339,12 @@ def explore(env: Env, log=None, entry: int = 0, start: State | None = None, stat
             if insns[pc].opcode & 0x07 in (0x05, 0x06):
                 stats.jmps_processed += 1
             depth = len(state.frames) - 1
-            record_stack_reads(visited.stack_live, state, insns[pc], pc)
-            before = needs.before(state, pc)
+            insn = insns[pc]
+            if insn.dst > BPF_REG_FP or insn.src > BPF_REG_FP:
+                before = None  # no such register: ``step`` rejects it with the kernel's words
+            else:
+                record_stack_reads(visited.stack_live, state, insn, pc)
+                before = needs.before(state, pc)
             try:
                 successors = step(env, state, pc)
             except Reject as exc:
