@@ -619,12 +619,10 @@ class FunctionLowering:
         """bpf_map_lookup_elem on a plain array whose handle an lddw put in r1:
         r0 = index < max_entries ? value address : 0, computed natively when
         the key (at r2) is natively mapped; otherwise the helper runs."""
-        from ebpfvm.helpers.maps import map_lookup_elem
         from ebpfvm.maps.base import VALUES_OFFSET
 
         handle, bpf_map = self.r1_map if self.r1_map is not None else (0, None)
-        helper = self.owner.helpers.get(1)
-        if (not self.owner.runtime or bpf_map is None or helper is None or helper.fn is not map_lookup_elem
+        if (not self.owner.runtime or bpf_map is None or not lookup_is_inlinable(self.owner.helpers)
                 or getattr(bpf_map, "map_type", None) != "array" or getattr(bpf_map, "percpu", True)):
             return False
         self.owner.inlined_lookups += 1
@@ -1056,6 +1054,14 @@ def frame_use(program: Program, heads: list[int]) -> FrameUse:
     return FrameUse(pristine, private and pristine, access)
 
 
+def lookup_is_inlinable(helpers: HelperRegistry) -> bool:
+    """Helper 1 is the registry's own bpf_map_lookup_elem, whose array
+    lookups the lowering may do natively (runtime mode)."""
+    from ebpfvm.helpers.maps import map_lookup_elem
+    helper = helpers.get(1)
+    return helper is not None and helper.fn is map_lookup_elem
+
+
 _CALL_OPCODES = _opcodes(Kind.CALL)
 _LDDW_OPCODES = _opcodes(Kind.LDDW)
 
@@ -1066,15 +1072,12 @@ def lowering_inputs(program: Program, helpers: HelperRegistry, resolve_pseudo: C
     cache key: which called helpers exist (and whether helper 1 is the map
     lookup the lowering may inline), the value of every pseudo lddw, and the
     facts of the maps whose lookups it may inline."""
-    from ebpfvm.helpers.maps import map_lookup_elem
-
     insns = program.instructions
-    parts = []
+    parts = [f"inline:{lookup_is_inlinable(helpers)}"]
     for pc in instruction_heads(program):
         insn = insns[pc]
         if insn.opcode in _CALL_OPCODES and insn.src == CallKind.HELPER:
-            helper = helpers.get(insn.imm)
-            parts.append(f"h{insn.imm}:{helper is not None}:{helper is not None and helper.fn is map_lookup_elem}")
+            parts.append(f"h{insn.imm}:{helpers.get(insn.imm) is not None}")
         elif (insn.opcode in _LDDW_OPCODES and resolve_pseudo is not None
               and insn.src not in (LddwSource.IMM64, LddwSource.FUNC)):
             parts.append(f"p{pc}:{resolve_pseudo(pc, insn, insns[pc + 1])}")

@@ -184,3 +184,14 @@ EXAMPLE_RUNS: tuple[ExampleRun, ...] = (
     ExampleRun("mim-hash-of-maps", "map_in_map", "count_by_protocol", tcp(CLIENT, SERVICE, 12345, 80), XDP_PASS,
                {"tcp_counts": {u32(0): u64(101)}}, map_setup={"by_proto": {u32(6): "tcp_counts"}}),
 )
+
+
+def example_runtime(case: ExampleRun):  # type: ignore[no-untyped-def]
+    """A runtime for ``case``'s object with its ``map_setup`` written."""
+    from ebpfvm.elf import load_object
+    from ebpfvm.runtime import Runtime
+    runtime = Runtime.for_object(load_object(str(case.path)))
+    for name, entries in case.map_setup.items():
+        for key, value in entries.items():
+            runtime.maps[name].update(key, runtime.maps[value] if isinstance(value, str) else value)
+    return runtime

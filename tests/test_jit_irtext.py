@@ -17,13 +17,13 @@ from ebpfvm.conformance.strategies import kernel_safe_programs
 from ebpfvm.jit import irtext
 from ebpfvm.jit import runtime as jit_runtime
 from ebpfvm.jit.lowering import lower_program
-from example_runs import EXAMPLE_RUNS
+from example_runs import EXAMPLE_RUNS, example_runtime
 from fuzz_budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from llvmlite import ir
 from shared_suite import needs_shared_suite, suite_files
-from test_jit_runtime import _runtime
+
 
 from ebpfvm.helpers.defaults import shared_default_registry
 from ebpfvm.program import Program
@@ -78,7 +78,7 @@ def test_runtime_examples_print_the_same(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(jit_runtime, "lower_program", both)
     for case in EXAMPLE_RUNS:
-        _runtime(case).run(case.program, packet=case.packet, engine="jit")
+        example_runtime(case).run(case.program, packet=case.packet, engine="jit")
     assert len({program.to_bytes() for program in compared}) >= 8
 
 

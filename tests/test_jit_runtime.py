@@ -8,19 +8,10 @@ import pytest
 
 pytest.importorskip("llvmlite")
 
-from ebpfvm.elf import load_object
 from ebpfvm.errors import ProgramFault
 from ebpfvm.runtime import Runtime
 
-from example_runs import EXAMPLE_RUNS, ExampleRun
-
-
-def _runtime(case: ExampleRun) -> Runtime:
-    runtime = Runtime.for_object(load_object(str(case.path)))
-    for name, entries in case.map_setup.items():
-        for key, value in entries.items():
-            runtime.maps[name].update(key, runtime.maps[value] if isinstance(value, str) else value)
-    return runtime
+from example_runs import EXAMPLE_RUNS, ExampleRun, example_runtime
 
 
 def _map_state(runtime: Runtime) -> dict[str, object]:
@@ -34,7 +25,7 @@ def _map_state(runtime: Runtime) -> dict[str, object]:
 
 @pytest.mark.parametrize("case", EXAMPLE_RUNS, ids=lambda case: case.id)
 def test_example_runs_on_the_jit(case: ExampleRun) -> None:
-    interp, jit = _runtime(case), _runtime(case)
+    interp, jit = example_runtime(case), example_runtime(case)
     want = interp.run(case.program, packet=case.packet)
     got = jit.run(case.program, packet=case.packet, engine="jit")
     if jit.last_engine != "jit":
@@ -60,7 +51,7 @@ def test_example_runs_on_the_jit(case: ExampleRun) -> None:
 def test_which_examples_run_natively() -> None:
     native, fallback = set(), {}
     for case in EXAMPLE_RUNS:
-        runtime = _runtime(case)
+        runtime = example_runtime(case)
         runtime.run(case.program, packet=case.packet, engine="jit")
         if runtime.last_engine == "jit":
             native.add(case.obj)
@@ -73,7 +64,7 @@ def test_which_examples_run_natively() -> None:
 
 def test_every_example_run_is_native() -> None:
     for case in EXAMPLE_RUNS:
-        runtime = _runtime(case)
+        runtime = example_runtime(case)
         result = runtime.run(case.program, packet=case.packet, engine="jit")
         assert runtime.last_engine == "jit", (case.id, runtime.fallback_reason)
         assert result.r0 == case.retval

@@ -14,16 +14,13 @@ from ebpfvm.helpers import HelperEnv, StepClock, Task
 from ebpfvm.maps import MapDefinition
 from ebpfvm.runtime import ProgramRun, Runtime, UnknownProgram, run_program
 
-from example_runs import EXAMPLE_RUNS, EXAMPLES, ExampleRun
+from example_runs import EXAMPLE_RUNS, EXAMPLES, ExampleRun, example_runtime
 from runtime_support import array, frame, typed, u32, u64
 
 
 @pytest.mark.parametrize("case", EXAMPLE_RUNS, ids=lambda case: case.id)
 def test_example_programs(case: ExampleRun) -> None:
-    runtime = Runtime.for_object(load_object(str(case.path)))
-    for name, entries in case.map_setup.items():
-        for key, value in entries.items():
-            runtime.maps[name].update(key, runtime.maps[value] if isinstance(value, str) else value)
+    runtime = example_runtime(case)
     result = runtime.run(case.program, packet=case.packet)
     assert result.retval == case.retval
     assert result.packet == (case.packet_out if case.packet_out is not None else case.packet)

@@ -7,11 +7,10 @@ live too."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from kernel_support import require_kernel
+from kernel_support import comparable_log, object_kernel_log, require_kernel
 
 from ebpfvm.elf import load_object
 from ebpfvm.program import FunctionParam
@@ -74,25 +73,12 @@ def test_level_one_log_of_success_keeps_only_the_last_safe_line(obj) -> None:  #
     assert "outer" not in log
 
 
-def _normalise(log: str) -> str:
-    log = re.sub(r"verification time \d+ usec", "verification time N usec", log)
-    # map addresses: the kernel prints the map's address, we the map's index
-    return re.sub(r"^(\d+: \(18\) r\d+ = )\S+ +;", r"\1MAP ;", log, flags=re.M)
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_matches_the_kernel(obj, name: str) -> None:  # type: ignore[no-untyped-def]
     require_kernel()
-    from ebpfvm.kernel.errors import KernelVerifierError
-    from ebpfvm.kernel.objects import open_object
-    program = obj.program(name)
-    with open_object(obj) as loaded:
-        try:
-            kernel = loaded.load(name, log_level=1).log
-        except KernelVerifierError as exc:
-            kernel = exc.log
-    ours = verify(program, log_level=1)
-    assert _normalise(ours.log) == _normalise(kernel)
+    kernel = object_kernel_log(obj, name, 1)
+    ours = verify(obj.program(name), log_level=1)
+    assert comparable_log(ours.log) == comparable_log(kernel)
     assert ours.verdict == EXPECTED[name][0]
 
 
