@@ -106,3 +106,23 @@ def test_every_prefix_of_an_object() -> None:
             load_object(data[:cut], path="cut.o")
         except UserInputError:
             pass
+
+
+@settings(max_examples=MAX_EXAMPLES // 5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_programs_of_mutated_objects_get_a_verdict(data: bytes) -> None:
+    """Whatever a damaged object decodes to (BTF prototypes of global
+    functions, registers beyond r10, jumps anywhere), ``verify`` returns a
+    verdict; it does not raise.  (The instruction limit is lowered: a
+    mutated loop may never end, and the limit itself is tested elsewhere.)"""
+    from ebpfvm.verifier import explore, verify
+    try:
+        obj = load_object(data, path="fuzz.o")
+    except UserInputError:
+        return
+    limit, explore.COMPLEXITY_LIMIT = explore.COMPLEXITY_LIMIT, 20_000
+    try:
+        for program in obj.programs:
+            assert verify(program, log_level=1).verdict in ("accept", "reject")
+    finally:
+        explore.COMPLEXITY_LIMIT = limit
