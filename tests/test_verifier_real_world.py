@@ -71,8 +71,10 @@ _OBJECTS: dict = {}
 
 
 def _object(path: str):  # type: ignore[no-untyped-def]
+    """A fixture object by name, or ``examples/NAME.o``."""
     if path not in _OBJECTS:
-        _OBJECTS[path] = load_object(str(FIXTURES / path))
+        _OBJECTS[path] = load_object(str(FIXTURES.parent.parent / path if path.startswith("examples/")
+                                         else FIXTURES / path))
     return _OBJECTS[path]
 
 
@@ -121,7 +123,8 @@ def test_log_lines_outside_the_trace(path: str, name: str) -> None:
     assert KERNEL_LOG_LINES[path, name] in verify(_object(path).program(name), log_level=1).log
 
 
-OBJECTS = sorted(KERNEL) + ["global_funcs.o", "multi_prog.o", "spin_lock.o", "legacy_maps.o"]
+EXAMPLES = sorted(f"examples/{p.name}" for p in (FIXTURES.parent.parent / "examples").glob("*.o"))
+OBJECTS = sorted(KERNEL) + ["global_funcs.o", "multi_prog.o", "spin_lock.o", "legacy_maps.o"] + EXAMPLES
 
 
 @pytest.mark.parametrize("path", OBJECTS)
